@@ -1,0 +1,197 @@
+import Foundation
+
+// Safetensors: an 8-byte little-endian header length, a JSON header
+// {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}},
+// then the raw little-endian tensor bytes. Reading validates everything before it
+// allocates: header length against the file size, offsets inside the data and not
+// overlapping, byte counts against shapes, known dtypes.
+
+public struct Tensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var values: [Float]
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
+        self.shape = shape
+        self.values = values
+    }
+    public var count: Int { values.count }
+}
+
+public struct SafetensorsFile: Sendable {
+    /// Tensors in file order (by data offset).
+    public var tensors: [(name: String, tensor: Tensor)]
+    public var metadata: [String: String]
+
+    public init(tensors: [(name: String, tensor: Tensor)], metadata: [String: String]) {
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    public subscript(name: String) -> Tensor? { tensors.first { $0.name == name }?.tensor }
+
+    /// The largest header accepted (the reference model's is ~2.5 KB).
+    public static let maxHeaderBytes = 64 << 20
+
+    public static func read(path: String) throws -> SafetensorsFile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw QDFError("cannot read the model file (missing or unreadable)", file: path)
+        }
+        return try parse(data, path: path)
+    }
+
+    public static func parse(_ data: Data, path: String = "<memory>") throws -> SafetensorsFile {
+        func fail(_ m: String) -> QDFError { QDFError("not a valid safetensors file: \(m)", file: path) }
+        guard data.count >= 8 else { throw fail("\(data.count) bytes, shorter than the 8-byte header length") }
+        let bytes = [UInt8](data)
+        var n: UInt64 = 0
+        for i in 0..<8 { n |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard n >= 2, n <= UInt64(maxHeaderBytes), n <= UInt64(bytes.count - 8) else {
+            throw fail("header length \(n) does not fit the file's \(bytes.count) bytes")
+        }
+        let headerData = Data(bytes[8..<(8 + Int(n))])
+        guard let obj = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
+            throw fail("the header is not a JSON object")
+        }
+        let dataStart = 8 + Int(n)
+        let dataCount = bytes.count - dataStart
+        var metadata = [String: String]()
+        var entries: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
+        for (key, value) in obj {
+            if key == "__metadata__" {
+                guard let md = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                for (k, v) in md {
+                    guard let s = v as? String else { throw fail("metadata '\(k)' is not a string") }
+                    metadata[k] = s
+                }
+                continue
+            }
+            guard let info = value as? [String: Any],
+                  let dtype = info["dtype"] as? String,
+                  let shapeAny = info["shape"] as? [Any],
+                  let offs = info["data_offsets"] as? [Any], offs.count == 2 else {
+                throw fail("tensor '\(key)' lacks dtype, shape or data_offsets")
+            }
+            var shape = [Int]()
+            for s in shapeAny {
+                guard let d = (s as? NSNumber)?.int64Value, d >= 0, d < (1 << 40) else { throw fail("tensor '\(key)' has an invalid shape") }
+                shape.append(Int(d))
+            }
+            guard let b = (offs[0] as? NSNumber)?.int64Value, let e = (offs[1] as? NSNumber)?.int64Value,
+                  b >= 0, e >= b, e <= Int64(dataCount) else {
+                throw fail("tensor '\(key)' has data offsets outside the file's \(dataCount) data bytes")
+            }
+            let size: Int
+            switch dtype {
+            case "F32": size = 4
+            case "F64": size = 8
+            case "F16", "BF16": size = 2
+            default: throw fail("tensor '\(key)' has dtype \(dtype); only F32, F64, F16 and BF16 are supported")
+            }
+            var count = 1
+            for d in shape {
+                let (p, o) = count.multipliedReportingOverflow(by: d)
+                guard !o, p <= (1 << 34) else { throw fail("tensor '\(key)' has a shape too large") }
+                count = p
+            }
+            guard Int(e - b) == count * size else {
+                throw fail("tensor '\(key)': shape \(shape) needs \(count * size) bytes, offsets give \(e - b)")
+            }
+            entries.append((key, dtype, shape, Int(b), Int(e)))
+        }
+        entries.sort { $0.begin < $1.begin || ($0.begin == $1.begin && $0.end < $1.end) }
+        for i in 1..<max(entries.count, 1) where entries[i].begin < entries[i - 1].end {
+            throw fail("tensors '\(entries[i - 1].name)' and '\(entries[i].name)' overlap")
+        }
+        var tensors = [(name: String, tensor: Tensor)]()
+        for e in entries {
+            let count = e.shape.reduce(1, *)
+            var values = [Float](repeating: 0, count: count)
+            let base = dataStart + e.begin
+            bytes.withUnsafeBytes { raw in
+                for i in 0..<count {
+                    switch e.dtype {
+                    case "F32":
+                        values[i] = Float(bitPattern: raw.loadUnaligned(fromByteOffset: base + 4 * i, as: UInt32.self).littleEndian)
+                    case "F64":
+                        values[i] = Float(Double(bitPattern: raw.loadUnaligned(fromByteOffset: base + 8 * i, as: UInt64.self).littleEndian))
+                    case "F16":
+                        values[i] = Float(float16Bits: raw.loadUnaligned(fromByteOffset: base + 2 * i, as: UInt16.self).littleEndian)
+                    default: // BF16
+                        values[i] = Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: base + 2 * i, as: UInt16.self).littleEndian) << 16)
+                    }
+                }
+            }
+            tensors.append((e.name, Tensor(shape: e.shape, values: values)))
+        }
+        return SafetensorsFile(tensors: tensors, metadata: metadata)
+    }
+
+    /// The file's bytes: F32 tensors in the given order, header padded to 8 bytes.
+    public func serialized() -> Data {
+        var header = "{"
+        var parts = [String]()
+        if !metadata.isEmpty {
+            let md = metadata.keys.sorted().map { "\(jsonString($0)): \(jsonString(metadata[$0]!))" }
+            parts.append("\"__metadata__\": {" + md.joined(separator: ", ") + "}")
+        }
+        var offset = 0
+        for (name, t) in tensors {
+            let shape = t.shape.map(String.init).joined(separator: ", ")
+            parts.append("\(jsonString(name)): {\"dtype\": \"F32\", \"shape\": [\(shape)], \"data_offsets\": [\(offset), \(offset + 4 * t.count)]}")
+            offset += 4 * t.count
+        }
+        header += parts.joined(separator: ", ") + "}"
+        var h = Array(header.utf8)
+        while h.count % 8 != 0 { h.append(0x20) }
+        var out = Data(capacity: 8 + h.count + offset)
+        var n = UInt64(h.count).littleEndian
+        withUnsafeBytes(of: &n) { out.append(contentsOf: $0) }
+        out.append(contentsOf: h)
+        for (_, t) in tensors {
+            t.values.withUnsafeBufferPointer { p in
+                // Float32 little-endian, as on every platform Swift runs on here.
+                out.append(UnsafeBufferPointer(start: UnsafeRawPointer(p.baseAddress!).assumingMemoryBound(to: UInt8.self),
+                                               count: 4 * p.count))
+            }
+        }
+        return out
+    }
+
+    /// Writes atomically: a temporary file beside the target, then rename.
+    public func write(path: String) throws {
+        try writeAtomically(serialized(), to: path)
+    }
+}
+
+extension Float {
+    init(float16Bits h: UInt16) {
+        let sign = UInt32(h >> 15) << 31
+        let exp = Int((h >> 10) & 0x1f)
+        let frac = UInt32(h & 0x3ff)
+        if exp == 0 {
+            let v = Float(frac) * Float(sign: .plus, exponent: -24, significand: 1)
+            self = sign != 0 ? -v : v
+        } else if exp == 31 {
+            self = Float(bitPattern: sign | 0x7f80_0000 | (frac << 13))
+        } else {
+            self = Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | (frac << 13))
+        }
+    }
+}
+
+/// A JSON string literal with the necessary escapes.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}

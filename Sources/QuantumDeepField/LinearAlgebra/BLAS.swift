@@ -1,0 +1,152 @@
+// BLAS: the system's OpenBLAS, loaded at run time so that its CPU kernel can be
+// chosen before the library initializes.
+//
+// Debian's OpenBLAS 0.3.21 misdetects some CPUs (it falls back to the
+// "Prescott" kernel, ~8x slower than the AVX2/AVX-512 kernels). Before loading
+// the library we read the CPU's instruction-set flags and, only when the user
+// has not set OPENBLAS_CORETYPE, set it to the best kernel those flags allow
+// (SkylakeX/Cooperlake for AVX-512, Haswell for AVX2+FMA). A kernel the CPU
+// cannot run is never chosen (SkylakeX on an AVX2-only CPU dies with SIGILL).
+//
+// If no OpenBLAS can be loaded, a portable Swift GEMM is used instead and
+// `BLAS.info` says so.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
+public enum Transpose: Sendable { case none, transpose }
+
+public struct BLASInfo: Sendable, CustomStringConvertible {
+    public var library: String          // path or name of the loaded library, or "builtin"
+    public var config: String           // openblas_get_config()
+    public var coreName: String         // openblas_get_corename()
+    public var threads: Int
+    public var coreTypeSetting: String  // how OPENBLAS_CORETYPE was decided
+    public var description: String {
+        "BLAS: \(library)\n  config: \(config)\n  kernel: \(coreName)\n  threads: \(threads)\n  OPENBLAS_CORETYPE: \(coreTypeSetting)"
+    }
+}
+
+public final class BLAS: @unchecked Sendable {
+    typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
+                                        UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
+                                        Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+    typealias StringFn = @convention(c) () -> UnsafePointer<CChar>?
+    typealias IntFn = @convention(c) () -> Int32
+    typealias SetIntFn = @convention(c) (Int32) -> Void
+
+    private let sgemmFn: SgemmFn?
+    private let setThreadsFn: SetIntFn?
+    private let getThreadsFn: IntFn?
+    public let info: BLASInfo
+
+    /// The process-wide BLAS, loaded on first use.
+    public static let shared = BLAS()
+
+    /// Chooses OPENBLAS_CORETYPE from the CPU flags (never overriding a user's value).
+    /// Returns a description of the decision.
+    static func chooseCoreType() -> String {
+        if let user = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"], !user.isEmpty {
+            return "\(user) (set by the user, left as is)"
+        }
+        guard let flags = CPUFlags.current() else { return "unset (CPU flags unknown)" }
+        let choice: String?
+        if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl")
+            && flags.contains("avx512dq") {
+            choice = flags.contains("avx512_bf16") ? "Cooperlake" : "SkylakeX"
+        } else if flags.contains("avx2") && flags.contains("fma") {
+            choice = "Haswell"
+        } else {
+            choice = nil
+        }
+        guard let c = choice else { return "unset (no AVX2/AVX-512 on this CPU)" }
+        setenv("OPENBLAS_CORETYPE", c, 0)
+        return "\(c) (chosen by qdf from the CPU flags)"
+    }
+
+    private init() {
+        let decision = BLAS.chooseCoreType()
+        var handle: UnsafeMutableRawPointer? = nil
+        var loadedName = "builtin"
+        for name in ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib", "libopenblas.0.dylib"] {
+            if let h = dlopen(name, RTLD_NOW | RTLD_GLOBAL) { handle = h; loadedName = name; break }
+        }
+        func sym<T>(_ name: String, _ type: T.Type) -> T? {
+            guard let h = handle, let p = dlsym(h, name) else { return nil }
+            return unsafeBitCast(p, to: type)
+        }
+        sgemmFn = sym("cblas_sgemm", SgemmFn.self)
+        setThreadsFn = sym("openblas_set_num_threads", SetIntFn.self)
+        getThreadsFn = sym("openblas_get_num_threads", IntFn.self)
+        let config = sym("openblas_get_config", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
+        let core = sym("openblas_get_corename", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
+        if sgemmFn == nil { loadedName = "builtin (portable Swift GEMM; install libopenblas0 for full speed)" }
+        info = BLASInfo(library: loadedName, config: config, coreName: core,
+                        threads: Int(getThreadsFn?() ?? 1), coreTypeSetting: decision)
+    }
+
+    public var threads: Int { Int(getThreadsFn?() ?? 1) }
+    public func setThreads(_ n: Int) { setThreadsFn?(Int32(n)) }
+
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major.
+    /// op(A) is m×k (A is m×k, or k×m when transposed), op(B) is k×n.
+    @inline(__always)
+    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                      b: UnsafePointer<Float>, ldb: Int,
+                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            return
+        }
+        if let f = sgemmFn {
+            f(101, transA == .none ? 111 : 112, transB == .none ? 111 : 112,
+              Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        } else {
+            BLAS.portableSgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                               b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    /// A straightforward GEMM used when no BLAS library is available (and in tests
+    /// as an independent computation).
+    public static func portableSgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                                     alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                                     b: UnsafePointer<Float>, ldb: Int,
+                                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            let crow = c + i * ldc
+            if beta == 0 { crow.update(repeating: 0, count: n) }
+            else if beta != 1 { for j in 0..<n { crow[j] *= beta } }
+            for p in 0..<k {
+                let aip = alpha * (transA == .none ? a[i * lda + p] : a[p * lda + i])
+                if aip == 0 { continue }
+                if transB == .none {
+                    let brow = b + p * ldb
+                    for j in 0..<n { crow[j] += aip * brow[j] }
+                } else {
+                    for j in 0..<n { crow[j] += aip * b[j * ldb + p] }
+                }
+            }
+        }
+    }
+}
+
+/// The CPU's instruction-set flags, from /proc/cpuinfo (Linux).
+enum CPUFlags {
+    static func current() -> Set<String>? {
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("flags") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        }
+        return nil
+    }
+}

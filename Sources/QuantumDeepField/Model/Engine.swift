@@ -1,0 +1,208 @@
+import Foundation
+
+// The engine: runs a batch of molecules through the model, forward and backward.
+// A batch is only a list of molecules: LCAO and every normalization are per molecule
+// (no padded block-diagonal matrices); the two DNNs see all grid points of the batch
+// as one matrix. Buffers are kept between calls and only grow.
+
+public final class Engine {
+    public let model: QDFModel
+
+    // Row bookkeeping of the current batch.
+    public private(set) var rowStart: [Int] = []
+    public private(set) var rowCount: [Int] = []
+    public private(set) var rows = 0
+    private var batch: [MoleculeGeometry] = []
+
+    // LCAO saved values, per molecule at these offsets.
+    private var phiOffset: [Int] = [], orbOffset: [Int] = [], cOffset: [Int] = []
+    let phiHat = Buffer(), phiNorm = Buffer(), cHat = Buffer(), cNorm = Buffer(), psiNorm = Buffer()
+    private var scratch = UnsafeMutablePointer<Double>.allocate(capacity: 1)
+    private var scratchCount = 0
+
+    // Energy functional activations h[0...L] (h[0] = ψ), readout, outputs.
+    let h: [Buffer]
+    let s = Buffer(), out = Buffer()
+    // HK map: ρ, g[0...L], V̂.
+    let rho = Buffer(), vHat = Buffer()
+    let g: [Buffer]
+    // Backward scratch.
+    let dA = Buffer(), dB = Buffer(), dC = Buffer(), dPhi = Buffer(), dCHat = Buffer(), ds = Buffer(), dOut = Buffer()
+    let dRho = Buffer()
+
+    public init(model: QDFModel) {
+        self.model = model
+        h = (0...model.hyper.layerFunctional).map { _ in Buffer() }
+        g = (0...model.hyper.layerHK).map { _ in Buffer() }
+    }
+
+    deinit { scratch.deallocate() }
+
+    var dim: Int { model.hyper.dim }
+
+    private func ensureScratch(_ n: Int) {
+        if n > scratchCount {
+            scratch.deallocate()
+            scratchCount = n
+            scratch = .allocate(capacity: n)
+        }
+    }
+
+    private func saved(_ m: Int) -> LCAOSaved {
+        LCAOSaved(phiHat: phiHat.pointer + phiOffset[m], phiNorm: phiNorm.pointer + orbOffset[m],
+                  cHat: cHat.pointer + cOffset[m], cNorm: cNorm.pointer + m * dim, psiNorm: psiNorm.pointer + m * dim)
+    }
+
+    /// LCAO forward for a batch: ψ for all grid points into h[0].
+    public func forwardOrbitals(_ batch: [MoleculeGeometry]) {
+        self.batch = batch
+        rowStart = []; rowCount = []; phiOffset = []; orbOffset = []; cOffset = []
+        var r = 0, pf = 0, po = 0, pc = 0, maxNo = 0
+        for gm in batch {
+            rowStart.append(r); rowCount.append(gm.fieldCount)
+            phiOffset.append(pf); orbOffset.append(po); cOffset.append(pc)
+            r += gm.fieldCount; pf += gm.fieldCount * gm.orbitalCount; po += gm.orbitalCount; pc += gm.orbitalCount * dim
+            maxNo = max(maxNo, gm.orbitalCount)
+        }
+        rows = r
+        phiHat.reserve(pf); phiNorm.reserve(po); cHat.reserve(pc)
+        cNorm.reserve(batch.count * dim); psiNorm.reserve(batch.count * dim)
+        ensureScratch(LCAO.scratchCount(orbitals: maxNo, dim: dim))
+        let psi = h[0].reserve(rows * dim)
+        model.parameters.withUnsafeBufferPointer { p in
+            for (m, gm) in batch.enumerated() {
+                LCAO.forward(gm, parameters: p.baseAddress!, offsets: model.offsets, dim: dim, saved: saved(m),
+                             psi: psi + rowStart[m] * dim, scratch: scratch)
+            }
+        }
+    }
+
+    /// ψ of molecule m of the current batch (N_f × dim, row-major).
+    public func orbitals(_ m: Int) -> UnsafePointer<Float> { UnsafePointer(h[0].pointer + rowStart[m] * dim) }
+
+    /// Energy-functional forward after `forwardOrbitals`: Ê (B × P).
+    @discardableResult
+    public func forwardEnergy() -> UnsafePointer<Float> {
+        let B = batch.count
+        for l in 1..<h.count { h[l].reserve(rows * dim) }
+        s.reserve(B * dim); out.reserve(B * model.hyper.outputs)
+        model.parameters.withUnsafeBufferPointer { p in
+            EnergyFunctional.forward(model: model, p: p.baseAddress!, rows: rows, rowStart: rowStart, rowCount: rowCount,
+                                     h: h.map(\.pointer), s: s.pointer, out: out.pointer)
+        }
+        return UnsafePointer(out.pointer)
+    }
+
+    /// Predictions for a batch (B arrays of P values).
+    public func predict(_ batch: [MoleculeGeometry]) -> [[Float]] {
+        forwardOrbitals(batch)
+        let e = forwardEnergy()
+        let P = model.hyper.outputs
+        return (0..<batch.count).map { m in (0..<P).map { e[m * P + $0] } }
+    }
+
+    /// HK-map forward after `forwardOrbitals`: ρ and V̂ for all rows.
+    @discardableResult
+    public func forwardPotential() -> UnsafePointer<Float> {
+        let H = model.hyper.hiddenHK
+        rho.reserve(rows); vHat.reserve(rows)
+        for l in 0..<g.count { g[l].reserve(rows * H) }
+        HohenbergKohnMap.density(psi: h[0].pointer, rows: rows, dim: dim, rho: rho.pointer)
+        model.parameters.withUnsafeBufferPointer { p in
+            HohenbergKohnMap.forward(model: model, p: p.baseAddress!, rows: rows, rho: rho.pointer,
+                                     g: g.map(\.pointer), vHat: vHat.pointer)
+        }
+        return UnsafePointer(vHat.pointer)
+    }
+
+    /// ρ of molecule m (N_f values) after `forwardOrbitals` + `forwardPotential`.
+    public func density(_ m: Int) -> UnsafePointer<Float> { UnsafePointer(rho.pointer + rowStart[m]) }
+
+    // MARK: - Losses and gradients
+
+    /// Loss_E = mean over (molecules × outputs) of (E − Ê)² for the batch; adds its
+    /// gradient into `grad` (parameter layout). Runs the forward pass itself.
+    public func energyLossAndGradient(_ batch: [MoleculeGeometry], grad: UnsafeMutablePointer<Float>) -> Double {
+        forwardOrbitals(batch)
+        let e = forwardEnergy()
+        let B = batch.count, P = model.hyper.outputs
+        dOut.reserve(B * P)
+        var loss = 0.0
+        let n = Float(B * P)
+        for m in 0..<B {
+            for q in 0..<P {
+                let diff = e[m * P + q] - batch[m].properties[q]
+                loss += Double(diff) * Double(diff)
+                dOut[m * P + q] = 2 * diff / n
+            }
+        }
+        backwardEnergy(dOut: dOut.pointer, grad: grad)
+        return loss / Double(n)
+    }
+
+    /// Backward of the E path from dÊ (B × P).
+    public func backwardEnergy(dOut: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>) {
+        let B = batch.count
+        dA.reserve(rows * dim); dB.reserve(rows * dim); dC.reserve(rows * dim); ds.reserve(B * dim)
+        model.parameters.withUnsafeBufferPointer { p in
+            EnergyFunctional.backward(model: model, p: p.baseAddress!, grad: grad, rows: rows, rowStart: rowStart,
+                                      rowCount: rowCount, h: h.map(\.pointer), s: s.pointer, dOut: dOut, ds: ds.pointer,
+                                      dTop: dA.pointer, dScratch: dB.pointer, dPsi: dC.pointer)
+        }
+        backwardOrbitals(dPsi: dC.pointer, grad: grad)
+    }
+
+    /// Loss_V = mean over all grid points of (V − V̂)²; adds its gradient into `grad`.
+    public func potentialLossAndGradient(_ batch: [MoleculeGeometry], grad: UnsafeMutablePointer<Float>) -> Double {
+        forwardOrbitals(batch)
+        let v = forwardPotential()
+        dOut.reserve(rows)
+        var loss = 0.0
+        let n = Float(rows)
+        for m in 0..<batch.count {
+            let target = batch[m].potential
+            precondition(target.count == rowCount[m], "geometry of '\(batch[m].id)' was built without the potential")
+            for i in 0..<rowCount[m] {
+                let r = rowStart[m] + i
+                let diff = v[r] - target[i]
+                loss += Double(diff) * Double(diff)
+                dOut[r] = 2 * diff / n
+            }
+        }
+        backwardPotential(dV: dOut.pointer, grad: grad)
+        return loss / Double(n)
+    }
+
+    /// Backward of the V path from dV̂ (rows).
+    public func backwardPotential(dV: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>) {
+        let H = model.hyper.hiddenHK
+        dA.reserve(rows * max(H, dim)); dB.reserve(rows * max(H, dim)); dC.reserve(rows * max(H, dim))
+        dRho.reserve(rows)
+        model.parameters.withUnsafeBufferPointer { p in
+            HohenbergKohnMap.backward(model: model, p: p.baseAddress!, grad: grad, rows: rows, rho: rho.pointer,
+                                      g: g.map(\.pointer), dV: dV, dTop: dA.pointer, dScratch: dB.pointer,
+                                      dG0: dC.pointer, dRho: dRho.pointer)
+        }
+        // ρ_i = Σ_j ψ_ij²  →  dψ_ij = 2 ψ_ij dρ_i
+        let psi = h[0].pointer, dPsi = dA.pointer
+        for i in 0..<rows {
+            let r = psi + i * dim, dr = dPsi + i * dim, f = 2 * dRho[i]
+            for j in 0..<dim { dr[j] = f * r[j] }
+        }
+        backwardOrbitals(dPsi: dPsi, grad: grad)
+    }
+
+    /// LCAO backward for every molecule of the batch from dψ (rows × dim, overwritten).
+    func backwardOrbitals(dPsi: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>) {
+        var maxPhi = 0, maxC = 0
+        for gm in batch { maxPhi = max(maxPhi, gm.fieldCount * gm.orbitalCount); maxC = max(maxC, gm.orbitalCount * dim) }
+        dPhi.reserve(maxPhi); dCHat.reserve(maxC)
+        model.parameters.withUnsafeBufferPointer { p in
+            for (m, gm) in batch.enumerated() {
+                LCAO.backward(gm, parameters: p.baseAddress!, offsets: model.offsets, dim: dim, saved: saved(m),
+                              psi: h[0].pointer + rowStart[m] * dim, dPsi: dPsi + rowStart[m] * dim,
+                              dPhiHat: dPhi.pointer, dCHat: dCHat.pointer, grad: grad, scratch: scratch)
+            }
+        }
+    }
+}

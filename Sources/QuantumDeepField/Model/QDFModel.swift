@@ -1,0 +1,221 @@
+import Foundation
+
+// A QDF model: hyperparameters, the orbital dictionary, and the learned parameters.
+
+public final class QDFModel: @unchecked Sendable {
+    public let hyper: Hyperparameters
+    public let dictionary: OrbitalDictionary
+    public let layout: ParameterLayout
+    public let offsets: ParameterOffsets
+    /// All parameters, contiguous (see ParameterLayout).
+    public var parameters: [Float]
+    /// Extra metadata kept with the model (dataset, unit, source, training details...).
+    public var metadata: [String: String]
+    /// The grid sphere S for this model's radius and interval.
+    public let sphere: [SIMD3<Double>]
+
+    public init(hyper: Hyperparameters, dictionary: OrbitalDictionary, parameters: [Float]? = nil,
+                metadata: [String: String] = [:], seed: UInt64 = 1729) throws {
+        try hyper.validate()
+        guard dictionary.count > 0 else { throw QDFError("the orbital dictionary is empty") }
+        self.hyper = hyper
+        self.dictionary = dictionary
+        layout = ParameterLayout(orbitalTypes: dictionary.count, hyper: hyper)
+        offsets = ParameterOffsets(layout, hyper)
+        self.metadata = metadata
+        sphere = GridField.sphere(radius: hyper.radius, interval: hyper.gridInterval)
+        if let p = parameters {
+            guard p.count == layout.totalCount else {
+                throw QDFError("parameter count \(p.count) does not match the model's \(layout.totalCount)")
+            }
+            self.parameters = p
+        } else {
+            self.parameters = [Float](repeating: 0, count: layout.totalCount)
+            initialize(seed: seed)
+        }
+    }
+
+    /// Spec section 9: linear layers uniform in ±1/sqrt(fan_in), coefficients standard
+    /// normal, every ζ = 1.
+    public func initialize(seed: UInt64) {
+        var rng = RandomGenerator(seed: seed)
+        for e in layout.entries {
+            switch e.name {
+            case "coefficient.weight":
+                for i in e.range { parameters[i] = Float(rng.nextNormal()) }
+            case "zeta.weight":
+                for i in e.range { parameters[i] = 1 }
+            default:
+                // Weights [out, in] and biases [out] of a linear layer: fan_in is the weight's
+                // second dimension.
+                let weightName = e.name.hasSuffix(".bias") ? String(e.name.dropLast(5)) + ".weight" : e.name
+                let fanIn = layout[weightName]!.shape[1]
+                let bound = 1 / Double(fanIn).squareRoot()
+                for i in e.range { parameters[i] = Float(rng.nextUniform(-bound, bound)) }
+            }
+        }
+    }
+
+    public func tensor(_ name: String) -> [Float] {
+        let e = layout[name]!
+        return Array(parameters[e.range])
+    }
+
+    public var basis: BasisSet { hyper.basisSet }
+
+    /// The geometry of a molecule for this model; refuses unknown elements.
+    public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
+        try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
+                             withPotential: withPotential)
+    }
+
+    // MARK: - Model file
+
+    /// Metadata keys written by `save` (the reference's, plus N_output).
+    public var fileMetadata: [String: String] {
+        var md = metadata
+        md["basis_set"] = hyper.basisSet.name
+        md["radius"] = formatParameter(hyper.radius)
+        md["grid_interval"] = formatParameter(hyper.gridInterval)
+        md["dim"] = String(hyper.dim)
+        md["layer_functional"] = String(hyper.layerFunctional)
+        md["hidden_HK"] = String(hyper.hiddenHK)
+        md["layer_HK"] = String(hyper.layerHK)
+        md["operation"] = hyper.operation.rawValue
+        md["N_output"] = String(hyper.outputs)
+        md["orbital_dict"] = dictionary.json
+        return md
+    }
+
+    public func save(path: String) throws {
+        let tensors = layout.entries.map { e in
+            (name: e.name, tensor: Tensor(shape: e.shape, values: Array(parameters[e.range])))
+        }
+        try SafetensorsFile(tensors: tensors, metadata: fileMetadata).write(path: path)
+    }
+
+    public static func load(path: String) throws -> QDFModel {
+        let file = try SafetensorsFile.read(path: path)
+        do {
+            return try QDFModel(file: file)
+        } catch let e as QDFError {
+            throw QDFError(e.message, file: path)
+        }
+    }
+
+    /// Builds a model from safetensors contents. Layer counts and sizes come from the
+    /// tensor shapes; what shapes cannot tell (basis, radius, interval, operation) from
+    /// the metadata, with the reference defaults where absent.
+    public convenience init(file: SafetensorsFile) throws {
+        let md = file.metadata
+        guard let dictJSON = md["orbital_dict"] else {
+            throw QDFError("the model has no orbital dictionary (metadata 'orbital_dict')")
+        }
+        let dict = try OrbitalDictionary(json: dictJSON)
+        guard let coef = file["coefficient.weight"], coef.shape.count == 2 else {
+            throw QDFError("the model has no 2-D tensor 'coefficient.weight'")
+        }
+        guard coef.shape[0] == dict.count else {
+            throw QDFError("coefficient.weight has \(coef.shape[0]) rows but the orbital dictionary has \(dict.count) entries")
+        }
+        var layerF = 0
+        while file["W_functional.\(layerF).weight"] != nil { layerF += 1 }
+        var layerHK = 0
+        while file["W_HK.\(layerHK).weight"] != nil { layerHK += 1 }
+        guard let wp = file["W_property.weight"], wp.shape.count == 2 else {
+            throw QDFError("the model has no 2-D tensor 'W_property.weight'")
+        }
+        guard let wd = file["W_density.weight"], wd.shape.count == 2 else {
+            throw QDFError("the model has no 2-D tensor 'W_density.weight'")
+        }
+        func number(_ key: String, _ def: Double) throws -> Double {
+            guard let s = md[key] else { return def }
+            guard let v = Double(s) else { throw QDFError("metadata '\(key)' is not a number: '\(s)'") }
+            return v
+        }
+        let op = md["operation"] ?? "sum"
+        guard let readout = Readout(rawValue: op) else { throw QDFError("metadata 'operation' must be sum or mean, not '\(op)'") }
+        let h = Hyperparameters(
+            basisSet: try BasisSet(md["basis_set"] ?? "6-31G"),
+            radius: try number("radius", 0.75), gridInterval: try number("grid_interval", 0.3),
+            dim: coef.shape[1], layerFunctional: layerF, hiddenHK: wd.shape[0], layerHK: layerHK,
+            operation: readout, outputs: wp.shape[0])
+        for (key, value) in [("dim", h.dim), ("layer_functional", layerF), ("hidden_HK", h.hiddenHK), ("layer_HK", layerHK), ("N_output", h.outputs)] {
+            if let s = md[key], Int(s) != value {
+                throw QDFError("metadata says \(key) = \(s) but the tensors give \(value)")
+            }
+        }
+        let layout = ParameterLayout(orbitalTypes: dict.count, hyper: h)
+        var params = [Float](repeating: 0, count: layout.totalCount)
+        for e in layout.entries {
+            guard let t = file[e.name] else { throw QDFError("the model lacks tensor '\(e.name)'") }
+            guard t.shape == e.shape else {
+                throw QDFError("tensor '\(e.name)' has shape \(t.shape), expected \(e.shape)")
+            }
+            params.replaceSubrange(e.range, with: t.values)
+        }
+        let known = Set(layout.entries.map(\.name))
+        if let extra = file.tensors.first(where: { !known.contains($0.name) }) {
+            throw QDFError("the model has an unexpected tensor '\(extra.name)'")
+        }
+        var extraMeta = md
+        for k in ["basis_set", "radius", "grid_interval", "dim", "layer_functional", "hidden_HK", "layer_HK",
+                  "operation", "N_output", "orbital_dict"] { extraMeta[k] = nil }
+        try self.init(hyper: h, dictionary: dict, parameters: params, metadata: extraMeta)
+    }
+}
+
+/// "0.75", "0.3", "1.0" as Python's str(float) writes them.
+func formatParameter(_ x: Double) -> String {
+    if x == x.rounded() && abs(x) < 1e15 { return String(format: "%.1f", x) }
+    return "\(x)"
+}
+
+/// A small, fast, seedable generator (xoshiro256**), with uniform and normal draws.
+/// Its whole state can be saved and restored (for resumable training).
+public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
+    public var state: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var z = seed
+        func splitmix() -> UInt64 {
+            z &+= 0x9E37_79B9_7F4A_7C15
+            var x = z
+            x = (x ^ (x >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            x = (x ^ (x >> 27)) &* 0x94D0_49BB_1331_11EB
+            return x ^ (x >> 31)
+        }
+        state = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    public init(state: [UInt64]) {
+        self.state = (state[0], state[1], state[2], state[3])
+    }
+    public var stateArray: [UInt64] { [state.0, state.1, state.2, state.3] }
+
+    public static func == (a: RandomGenerator, b: RandomGenerator) -> Bool { a.stateArray == b.stateArray }
+
+    public mutating func next() -> UInt64 {
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = (state.3 << 45) | (state.3 >> 19)
+        return result
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    public mutating func nextUniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * nextUnit() }
+    /// Standard normal (Box–Muller).
+    public mutating func nextNormal() -> Double {
+        var u = nextUnit()
+        while u <= 0 { u = nextUnit() }
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * nextUnit())
+    }
+    /// A uniformly random index in 0..<n.
+    public mutating func nextIndex(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}

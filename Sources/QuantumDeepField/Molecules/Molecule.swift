@@ -1,0 +1,37 @@
+// A molecule: atoms with positions in ångström, and optional property values.
+
+public struct Molecule: Sendable, Equatable {
+    /// The molecule's identifier (e.g. "dsgdb9nsd_000001").
+    public var id: String
+    /// Atomic numbers, in input order.
+    public var atomicNumbers: [Int]
+    /// Cartesian positions in ångström, in input order.
+    public var positions: [SIMD3<Double>]
+    /// Property values (e.g. the atomization energy, or HOMO and LUMO); empty when unknown.
+    public var properties: [Double]
+
+    public init(id: String, atomicNumbers: [Int], positions: [SIMD3<Double>], properties: [Double] = []) {
+        precondition(atomicNumbers.count == positions.count, "one position per atom")
+        self.id = id
+        self.atomicNumbers = atomicNumbers
+        self.positions = positions
+        self.properties = properties
+    }
+
+    public var atomCount: Int { atomicNumbers.count }
+    /// N_e = Σ Z_a, the number of electrons of the neutral molecule.
+    public var electronCount: Int { atomicNumbers.reduce(0, +) }
+    /// Element symbols in input order.
+    public var symbols: [String] { atomicNumbers.map(Element.symbol) }
+    /// A Hill-order formula (C first, then H, then the rest alphabetically).
+    public var formula: String {
+        var counts = [String: Int]()
+        for s in symbols { counts[s, default: 0] += 1 }
+        var order = counts.keys.sorted()
+        if counts["C"] != nil {
+            order.removeAll { $0 == "C" || $0 == "H" }
+            order = ["C"] + (counts["H"] != nil ? ["H"] : []) + order
+        }
+        return order.map { counts[$0]! == 1 ? $0 : "\($0)\(counts[$0]!)" }.joined()
+    }
+}

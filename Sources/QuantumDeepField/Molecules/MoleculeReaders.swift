@@ -1,0 +1,174 @@
+import Foundation
+
+// Streaming readers for molecule files.
+//
+// QDF text format (as in QM9under14atoms_atomizationenergy_eV/train.txt):
+//
+//     dsgdb9nsd_000001          <- id line
+//     C -0.0126 1.0858 0.0080   <- one "Element x y z" line per atom (ångström)
+//     H  0.0021 -0.0060 0.0019
+//     -17.17218935239992        <- property line: one or more values (optional when predicting)
+//                               <- blank line between molecules
+//
+// XYZ (single- or multi-frame): atom count, comment line (the molecule's id when
+// not empty), then "Element x y z" lines.
+
+/// A reader that yields one molecule at a time.
+public protocol MoleculeReader: AnyObject {
+    /// The next molecule, or nil at the end of the input.
+    func next() throws -> Molecule?
+}
+
+extension MoleculeReader {
+    /// Reads every remaining molecule.
+    public func readAll() throws -> [Molecule] {
+        var out = [Molecule]()
+        while let m = try next() { out.append(m) }
+        return out
+    }
+}
+
+/// Parses an "Element x y z [...]" atom line; the element may be a symbol or an atomic number.
+func parseAtomLine(_ t: [Substring], minTokens: Int = 4, allowExtra: Bool,
+                   lines: LineReader) throws -> (Int, SIMD3<Double>) {
+    guard t.count >= minTokens, allowExtra || t.count == 4 else {
+        throw lines.error("expected 'Element x y z', found \(t.count) field\(t.count == 1 ? "" : "s")")
+    }
+    let z: Int
+    if let n = Element.atomicNumber(t[0]) { z = n }
+    else if let n = Int(t[0]), n > 0, n < Element.symbols.count { z = n }
+    else { throw lines.error("unknown element symbol '\(t[0])'") }
+    var p = SIMD3<Double>()
+    for k in 0..<3 {
+        guard let v = parseNumber(t[k + 1]) else {
+            throw lines.error("coordinate \(["x", "y", "z"][k]) is not a finite number: '\(t[k + 1])'")
+        }
+        p[k] = v
+    }
+    return (z, p)
+}
+
+/// Checks a finished molecule: at least one atom, no two atoms at the same position.
+func validate(_ m: Molecule, file: String, line: Int) throws {
+    if m.atomCount == 0 { throw QDFError("molecule '\(m.id)' has no atoms", file: file, line: line) }
+    if m.atomCount <= 4096 {
+        for a in 0..<m.atomCount {
+            for b in (a + 1)..<m.atomCount where m.positions[a] == m.positions[b] {
+                throw QDFError("molecule '\(m.id)': atoms \(a + 1) and \(b + 1) are at the same position",
+                               file: file, line: line)
+            }
+        }
+    }
+}
+
+public final class QDFTextReader: MoleculeReader {
+    private let lines: LineReader
+    private var propertyCount: Int? = nil
+    private var pending: String? = nil
+
+    public init(path: String) throws { lines = try LineReader(path: path) }
+
+    private func nextLine() throws -> String? {
+        if let p = pending { pending = nil; return p }
+        return try lines.nextLine()
+    }
+
+    public func next() throws -> Molecule? {
+        // Skip blank lines before the id line.
+        var idLine: String? = nil
+        while let l = try nextLine() {
+            let t = l.trimmingCharacters(in: .whitespaces)
+            if !t.isEmpty { idLine = t; break }
+        }
+        guard let id = idLine else { return nil }
+        let idLineNumber = lines.lineNumber
+        if tokens(id).count >= 4, Element.atomicNumber(tokens(id)[0]) != nil {
+            throw lines.error("expected a molecule id line, found an atom line (is a blank line missing before it?)")
+        }
+        var zs = [Int](), ps = [SIMD3<Double>](), props = [Double]()
+        var sawProperties = false
+        while let l = try nextLine() {
+            let t = tokens(l)
+            if t.isEmpty { break }
+            if sawProperties {
+                throw lines.error("unexpected line after the property line of molecule '\(id)' (a blank line must end each molecule)")
+            }
+            if Element.atomicNumber(t[0]) != nil || parseNumber(t[0]) == nil {
+                let (z, p) = try parseAtomLine(t, allowExtra: false, lines: lines)
+                zs.append(z); ps.append(p)
+            } else {
+                for s in t {
+                    guard let v = parseNumber(s) else {
+                        throw lines.error("property value is not a finite number: '\(s)'")
+                    }
+                    props.append(v)
+                }
+                sawProperties = true
+            }
+        }
+        let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
+        try validate(m, file: lines.path, line: idLineNumber)
+        if let n = propertyCount, n != props.count {
+            throw QDFError("molecule '\(id)' has \(props.count) property value\(props.count == 1 ? "" : "s"), earlier molecules have \(n)",
+                           file: lines.path, line: lines.lineNumber)
+        }
+        propertyCount = props.count
+        return m
+    }
+}
+
+public final class XYZReader: MoleculeReader {
+    private let lines: LineReader
+    private let stem: String
+    private var frame = 0
+
+    public init(path: String) throws {
+        lines = try LineReader(path: path)
+        var name = path.split(separator: "/").last.map(String.init) ?? path
+        for ext in [".gz", ".xyz", ".extxyz"] where name.hasSuffix(ext) { name.removeLast(ext.count) }
+        stem = name
+    }
+
+    public func next() throws -> Molecule? {
+        var countLine: String? = nil
+        while let l = try lines.nextLine() {
+            if !l.trimmingCharacters(in: .whitespaces).isEmpty { countLine = l; break }
+        }
+        guard let cl = countLine else { return nil }
+        let startLine = lines.lineNumber
+        let ct = tokens(cl)
+        guard ct.count == 1, let n = Int(ct[0]), n > 0 else {
+            throw lines.error("expected the number of atoms, found '\(cl.trimmingCharacters(in: .whitespaces))'")
+        }
+        guard let comment = try lines.nextLine() else {
+            throw lines.error("file ends before the comment line of frame \(frame + 1)")
+        }
+        frame += 1
+        let trimmed = comment.trimmingCharacters(in: .whitespaces)
+        let id = trimmed.isEmpty ? (frame == 1 ? stem : "\(stem)_\(frame)") : trimmed
+        var zs = [Int](), ps = [SIMD3<Double>]()
+        zs.reserveCapacity(n); ps.reserveCapacity(n)
+        for i in 0..<n {
+            guard let l = try lines.nextLine() else {
+                throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
+            }
+            let (z, p) = try parseAtomLine(tokens(l), allowExtra: true, lines: lines)
+            zs.append(z); ps.append(p)
+        }
+        let m = Molecule(id: id, atomicNumbers: zs, positions: ps)
+        try validate(m, file: lines.path, line: startLine)
+        return m
+    }
+}
+
+/// Opens a molecule file by its extension: .xyz (XYZ), anything else the QDF text format.
+public func openMoleculeFile(_ path: String) throws -> MoleculeReader {
+    let lower = path.lowercased()
+    if lower.hasSuffix(".xyz") || lower.hasSuffix(".xyz.gz") { return try XYZReader(path: path) }
+    return try QDFTextReader(path: path)
+}
+
+/// Reads every molecule of a file.
+public func readMolecules(_ path: String) throws -> [Molecule] {
+    try openMoleculeFile(path).readAll()
+}

@@ -1,0 +1,22 @@
+import Foundation
+import QuantumDeepField
+
+let qdfVersion = "0.1.0"
+
+/// Prints to standard error.
+func log(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Runs a command body and turns library errors into a clean message and exit status 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do { try body() } catch let e as QDFError {
+        log("error: \(e.description)")
+        throw ExitCodeError.failure
+    }
+}
+
+enum ExitCodeError: Error { case failure }
+
+/// True when standard error is a terminal (progress bars go there).
+var stderrIsTTY: Bool { isatty(2) != 0 }

@@ -1,0 +1,28 @@
+import ArgumentParser
+import Foundation
+import QuantumDeepField
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the version, the BLAS library and kernel in use, and optionally a model's details.")
+
+    @Option(help: "A model file to describe.")
+    var model: String?
+
+    func run() throws {
+        try reportingErrors {
+            print("qdf \(qdfVersion)")
+            print(BLAS.shared.info.description)
+            if let path = model {
+                let m = try QDFModel.load(path: path)
+                let h = m.hyper
+                print("model: \(path)")
+                print("  basis \(h.basisSet.name), radius \(h.radius) Å, grid interval \(h.gridInterval) Å (\(m.sphere.count) points per atom)")
+                print("  dim \(h.dim), \(h.layerFunctional) functional layers, HK hidden \(h.hiddenHK), \(h.layerHK) HK layers, readout \(h.operation.rawValue), \(h.outputs) output(s)")
+                print("  orbital dictionary: \(m.dictionary.count) types; elements \(m.dictionary.elements(basis: h.basisSet).joined(separator: " "))")
+                print("  parameters: \(m.layout.totalCount)")
+                for k in m.metadata.keys.sorted() { print("  \(k): \(m.metadata[k]!)") }
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import QuantumDeepField
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict properties of molecules (QDF text format or XYZ files).",
+        discussion: """
+        Writes a TSV with columns ID, Correct, Predict, Error (Correct and Error only when \
+        the input has property values; suffixed _0, _1, ... for several outputs). A summary \
+        goes to standard error.
+        """)
+
+    @Option(name: .long, help: "The model file (safetensors).")
+    var model: String
+
+    @Argument(help: "Molecule files: QDF text format (.txt) or XYZ (.xyz, multi-frame allowed).")
+    var inputs: [String]
+
+    @Option(name: .shortAndLong, help: "Write the predictions here (default: standard output).")
+    var output: String?
+
+    @Flag(help: "Skip molecules with elements the model never learned, and list them.")
+    var skipUnknown = false
+
+    @Option(help: "Molecules per batch.")
+    var batchSize = 32
+
+    func validate() throws {
+        guard !inputs.isEmpty else { throw ValidationError("give at least one molecule file") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let m = try QDFModel.load(path: model)
+            let predictor = Predictor(model: m, batchSize: batchSize)
+            // Peek at the first molecule to know whether there are property values.
+            let readers = try inputs.map { try openMoleculeFile($0) }
+            var sink = try OutputSink(path: output)
+            var header: Bool? = nil
+            let summary = try predictor.run(readers: readers, skipUnknown: skipUnknown) { p in
+                let withCorrect = !p.correct.isEmpty
+                if header == nil {
+                    header = withCorrect
+                    sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: withCorrect).joined(separator: "\t"))
+                }
+                sink.write(predictionRow(p, withCorrect: withCorrect && header == true))
+            }
+            if header == nil {
+                sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: false).joined(separator: "\t"))
+            }
+            try sink.finish()
+            for s in summary.skipped { log("skipped \(s.id): \(s.reason)") }
+            var line = "\(summary.molecules) molecules"
+            if !summary.skipped.isEmpty { line += " (\(summary.skipped.count) skipped)" }
+            if let mae = summary.mae {
+                let unit = m.metadata["unit"].map { " \($0)" } ?? ""
+                line += ", MAE " + mae.map { String(format: "%.5f", $0) }.joined(separator: " / ") + unit
+            }
+            line += String(format: ", %.2f s, %.1f molecules/s", summary.seconds,
+                           Double(summary.molecules) / max(summary.seconds, 1e-9))
+            log(line)
+        }
+    }
+}
+
+/// Lines to standard output, or to a file written atomically when done.
+struct OutputSink {
+    let path: String?
+    var buffer = ""
+    init(path: String?) throws {
+        self.path = path
+        if let p = path {
+            let dir = (p as NSString).deletingLastPathComponent
+            var isDir: ObjCBool = false
+            if !dir.isEmpty && !(FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
+                throw QDFError("the output folder does not exist", file: p)
+            }
+        }
+    }
+    mutating func write(_ line: String) {
+        if path == nil {
+            print(line)
+        } else {
+            buffer += line
+            buffer += "\n"
+        }
+    }
+    func finish() throws {
+        if let p = path { try writeAtomically(buffer, to: p) }
+    }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+import Foundation
+import QuantumDeepField
+
+@main
+struct QDF: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qdf",
+        abstract: "Quantum deep field: molecular energies and electron densities from atom positions.",
+        version: qdfVersion,
+        subcommands: [Predict.self, Info.self])
+}
