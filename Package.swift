@@ -12,8 +12,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
+        // System libraries (Debian: libcairo2-dev, zlib1g-dev; see scripts/setup).
+        .systemLibrary(name: "CCairo", path: "Sources/CCairo", pkgConfig: "cairo",
+                       providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .target(
             name: "QuantumDeepField",
+            dependencies: ["CCairo", "CZlib"],
             path: "Sources/QuantumDeepField"
         ),
         .executableTarget(
