@@ -20,3 +20,6 @@ enum ExitCodeError: Error { case failure }
 
 /// True when standard error is a terminal (progress bars go there).
 var stderrIsTTY: Bool { isatty(2) != 0 }
+
+/// Flushes standard output (so per-epoch lines reach a pipe as they happen).
+func flushStdout() { fflush(nil) }

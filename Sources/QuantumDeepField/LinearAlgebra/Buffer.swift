@@ -61,3 +61,10 @@ func columnDots(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, rows m: In
 
 /// F.normalize's denominator: max(‖x‖, 1e-12).
 public let normalizationEpsilon: Float = 1e-12
+
+/// Wraps a value (typically a pointer into a buffer that concurrent iterations write
+/// at disjoint places) so it can cross into concurrently executing code.
+public struct UnsafeTransfer<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+// Adam (Kingma & Ba), as PyTorch implements it (β₁ 0.9, β₂ 0.999, ε 1e−8, no weight
+// decay), over the model's flat parameter buffer. A step updates only the tensors
+// that received a gradient in that pass, each with its own step count, as PyTorch
+// does for parameters whose .grad is None.
+
+public final class Adam {
+    public var learningRate: Float
+    public let beta1: Float = 0.9
+    public let beta2: Float = 0.999
+    public let epsilon: Float = 1e-8
+    public let layout: ParameterLayout
+    /// First and second moments, in the parameter layout.
+    public var m: [Float]
+    public var v: [Float]
+    /// Steps taken by each tensor (by position in the layout).
+    public var steps: [Int]
+
+    public init(layout: ParameterLayout, learningRate: Float) {
+        self.layout = layout
+        self.learningRate = learningRate
+        m = [Float](repeating: 0, count: layout.totalCount)
+        v = [Float](repeating: 0, count: layout.totalCount)
+        steps = [Int](repeating: 0, count: layout.entries.count)
+    }
+
+    /// One step for the tensors at the given layout positions.
+    public func step(parameters: inout [Float], gradient: UnsafePointer<Float>, tensors: [Int]) {
+        let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
+        parameters.withUnsafeMutableBufferPointer { pp in
+        m.withUnsafeMutableBufferPointer { mp in
+        v.withUnsafeMutableBufferPointer { vp in
+            let p = pp.baseAddress!, mm = mp.baseAddress!, vv = vp.baseAddress!
+            for t in tensors {
+                steps[t] += 1
+                let e = layout.entries[t]
+                let bc1 = 1 - pow(Double(b1), Double(steps[t]))
+                let bc2 = 1 - pow(Double(b2), Double(steps[t]))
+                let stepSize = Float(Double(lr) / bc1)
+                let bc2Sqrt = Float(bc2.squareRoot())
+                for i in e.range {
+                    let g = gradient[i]
+                    mm[i] = b1 * mm[i] + (1 - b1) * g
+                    vv[i] = b2 * vv[i] + (1 - b2) * g * g
+                    let denom = vv[i].squareRoot() / bc2Sqrt + eps
+                    p[i] -= stepSize * mm[i] / denom
+                }
+            }
+        }}}
+    }
+}
+
+/// Which tensors each pass trains.
+public struct ParameterGroups: Sendable {
+    /// ζ, coefficients, W_functional, W_property.
+    public let energy: [Int]
+    /// ζ, coefficients, W_density, W_HK, W_potential.
+    public let potential: [Int]
+
+    public init(_ layout: ParameterLayout) {
+        var e = [Int](), v = [Int]()
+        for (i, entry) in layout.entries.enumerated() {
+            let n = entry.name
+            if n.hasPrefix("coefficient") || n.hasPrefix("zeta") { e.append(i); v.append(i) }
+            else if n.hasPrefix("W_functional") || n.hasPrefix("W_property") { e.append(i) }
+            else { v.append(i) }
+        }
+        energy = e
+        potential = v
+    }
+}

@@ -1,0 +1,287 @@
+import Foundation
+
+// Training (spec section 8): for every mini-batch, the E step (Loss_E into ζ,
+// coefficients, W_functional, W_property; one Adam step), then the V step with the
+// updated parameters (Loss_V into ζ, coefficients, W_density, W_HK, W_potential; one
+// Adam step). After every epoch: MAE on val and test, a learning-curve row, test
+// predictions, the model and a resumable state, each written atomically.
+
+public struct TrainingOptions: Sendable, Equatable {
+    public var hyper = Hyperparameters()
+    public var batchSize = 4
+    public var learningRate: Double = 1e-4
+    public var lrDecay: Double = 0.5
+    public var stepSize = 200
+    public var epochs = 2000
+    public var seed: UInt64 = 1729
+    /// false: train on E alone (the "conventional" baseline, no HK map).
+    public var hkMap = true
+    /// Bytes of precomputed geometry kept in memory; beyond it geometry is recomputed per batch.
+    public var cacheBytes = 8 << 30
+
+    public init() {}
+
+    public func validate() throws {
+        try hyper.validate()
+        guard batchSize > 0 else { throw QDFError("batch size must be positive") }
+        guard learningRate > 0, learningRate.isFinite else { throw QDFError("learning rate must be positive") }
+        guard lrDecay > 0, lrDecay.isFinite else { throw QDFError("lr decay must be positive") }
+        guard stepSize > 0 else { throw QDFError("step size must be positive") }
+        guard epochs > 0 else { throw QDFError("epochs must be positive") }
+    }
+
+    /// As strings for the model and state metadata.
+    var metadata: [String: String] {
+        ["batch_size": String(batchSize), "lr": "\(learningRate)", "lr_decay": "\(lrDecay)",
+         "step_size": String(stepSize), "epochs": String(epochs), "seed": String(seed),
+         "hk_map": hkMap ? "true" : "false", "cache_bytes": String(cacheBytes)]
+    }
+
+    init(metadata md: [String: String], hyper: Hyperparameters) throws {
+        func get(_ k: String) throws -> String {
+            guard let v = md[k] else { throw QDFError("training state lacks '\(k)'") }
+            return v
+        }
+        self.hyper = hyper
+        guard let b = Int(try get("batch_size")), let lr = Double(try get("lr")), let d = Double(try get("lr_decay")),
+              let s = Int(try get("step_size")), let e = Int(try get("epochs")), let sd = UInt64(try get("seed")) else {
+            throw QDFError("training state has malformed options")
+        }
+        batchSize = b; learningRate = lr; lrDecay = d; stepSize = s; epochs = e; seed = sd
+        hkMap = (md["hk_map"] ?? "true") == "true"
+        cacheBytes = Int(md["cache_bytes"] ?? "") ?? (8 << 30)
+    }
+}
+
+/// One row of the learning curve.
+public struct EpochRecord: Sendable, Equatable {
+    public var epoch: Int
+    public var seconds: Double
+    public var lossE: Double
+    public var lossV: Double
+    public var maeVal: Double
+    public var maeTest: Double
+}
+
+/// What the trainer reports while it runs.
+public enum TrainingEvent {
+    case batch(epoch: Int, batch: Int, batches: Int, epochSeconds: Double)
+    case epoch(EpochRecord)
+    case evaluating(epoch: Int)
+}
+
+public enum TrainingOutcome: Equatable {
+    case finished
+    /// Stopped on request after a batch; a checkpoint was written.
+    case interrupted(epoch: Int, batch: Int)
+}
+
+public final class Trainer {
+    public let dataset: Dataset
+    public let options: TrainingOptions
+    public let run: RunDirectory
+    public let model: QDFModel
+    public let adam: Adam
+    let groups: ParameterGroups
+    let engine: Engine
+    let evalEngine: Engine
+    var rng: RandomGenerator
+    /// The learning curve so far.
+    public private(set) var records: [EpochRecord] = []
+    /// Position inside the current epoch (for checkpoints taken mid-epoch).
+    var epoch = 0
+    var order: [Int] = []
+    var nextBatch = 0
+    var partialLossE = 0.0, partialLossV = 0.0, partialSeconds = 0.0
+    /// Seconds of all completed epochs (the learning curve's time column is cumulative).
+    var elapsedBefore = 0.0
+
+    var trainGeometry: GeometryStore
+    var valGeometry: GeometryStore
+    var testGeometry: GeometryStore
+    var gradient: [Float]
+
+    /// A new run.
+    public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String) throws {
+        try options.validate()
+        var hyper = options.hyper
+        hyper.outputs = dataset.outputs
+        var opts = options
+        opts.hyper = hyper
+        let dict = dataset.orbitalDictionary(basis: hyper.basisSet)
+        let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: [:], seed: options.seed)
+        try self.init(dataset: dataset, options: opts, model: model, run: try RunDirectory(creating: runDirectory))
+        rng = RandomGenerator(seed: options.seed &+ 1)
+    }
+
+    init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory) throws {
+        self.dataset = dataset
+        self.options = options
+        self.model = model
+        self.run = run
+        model.metadata["dataset"] = dataset.name
+        model.metadata["unit"] = dataset.unit
+        model.metadata["train_atoms"] = dataset.trainAtomRange
+        model.metadata["source"] = "qdf-swift \(QDFVersion.string)"
+        for (k, v) in options.metadata { model.metadata[k] = v }
+        adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
+        groups = ParameterGroups(model.layout)
+        engine = Engine(model: model)
+        evalEngine = Engine(model: model)
+        rng = RandomGenerator(seed: options.seed &+ 1)
+        gradient = [Float](repeating: 0, count: model.layout.totalCount)
+        let budget = options.cacheBytes
+        trainGeometry = try GeometryStore(model: model, molecules: dataset.train, withPotential: options.hkMap, budget: budget)
+        valGeometry = try GeometryStore(model: model, molecules: dataset.val, withPotential: false,
+                                        budget: max(0, budget - trainGeometry.cachedBytes))
+        testGeometry = try GeometryStore(model: model, molecules: dataset.test, withPotential: false,
+                                         budget: max(0, budget - trainGeometry.cachedBytes - valGeometry.cachedBytes))
+    }
+
+    /// Resumes the run in `runDirectory` from its last checkpoint.
+    public static func resume(runDirectory: String) throws -> Trainer {
+        let run = try RunDirectory(existing: runDirectory)
+        let state = try run.readState()
+        let dataset = try Dataset.load(directory: state.datasetDirectory)
+        let model = try QDFModel(file: state.modelFile)
+        let options = try TrainingOptions(metadata: state.metadata, hyper: model.hyper)
+        let t = try Trainer(dataset: dataset, options: options, model: model, run: run)
+        try t.restore(state)
+        return t
+    }
+
+    /// The learning rate of an epoch: lr · decay^⌊epoch / step_size⌋.
+    public func learningRate(epoch: Int) -> Float {
+        Float(options.learningRate * pow(options.lrDecay, Double(epoch / options.stepSize)))
+    }
+
+    /// Runs epochs until `options.epochs`, or until `shouldStop` answers true after a batch.
+    public func train(shouldStop: () -> Bool = { false }, report: (TrainingEvent) -> Void = { _ in }) throws -> TrainingOutcome {
+        let n = dataset.train.count
+        let B = options.batchSize
+        let batches = (n + B - 1) / B
+        while epoch < options.epochs {
+            if order.isEmpty {
+                order = Array(0..<n)
+                for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, rng.nextIndex(i + 1)) }
+                nextBatch = 0; partialLossE = 0; partialLossV = 0; partialSeconds = 0
+            }
+            adam.learningRate = learningRate(epoch: epoch)
+            var batchStart = Date()
+            while nextBatch < batches {
+                let idx = Array(order[(nextBatch * B)..<min(n, (nextBatch + 1) * B)])
+                let geoms = try trainGeometry.geometries(idx)
+                let (le, lv) = try step(geoms)
+                partialLossE += le
+                partialLossV += lv
+                nextBatch += 1
+                let now = Date()
+                partialSeconds += now.timeIntervalSince(batchStart)
+                batchStart = now
+                report(.batch(epoch: epoch, batch: nextBatch, batches: batches, epochSeconds: partialSeconds))
+                if shouldStop() && nextBatch < batches {
+                    try writeCheckpoint()
+                    return .interrupted(epoch: epoch, batch: nextBatch)
+                }
+            }
+            report(.evaluating(epoch: epoch))
+            let evalStart = Date()
+            let maeVal = try evaluate(valGeometry, molecules: dataset.val).mae
+            let test = try evaluate(testGeometry, molecules: dataset.test)
+            partialSeconds += Date().timeIntervalSince(evalStart)
+            let record = EpochRecord(epoch: epoch, seconds: elapsedBefore + partialSeconds, lossE: partialLossE,
+                                     lossV: partialLossV, maeVal: maeVal, maeTest: test.mae)
+            guard record.lossE.isFinite, record.lossV.isFinite, maeVal.isFinite else {
+                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(record.lossE), Loss_V \(record.lossV)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
+            }
+            records.append(record)
+            elapsedBefore = record.seconds
+            epoch += 1
+            order = []; nextBatch = 0
+            try run.writeEpoch(records: records, unit: dataset.unit, predictions: test.rows, model: model)
+            try writeCheckpoint()
+            report(.epoch(record))
+            if shouldStop() && epoch < options.epochs { return .interrupted(epoch: epoch, batch: 0) }
+        }
+        return .finished
+    }
+
+    /// One mini-batch: the E step, then the V step. Returns (Loss_E, Loss_V).
+    func step(_ geoms: [MoleculeGeometry]) throws -> (Double, Double) {
+        let count = gradient.count
+        let lossE: Double = gradient.withUnsafeMutableBufferPointer { g in
+            g.baseAddress!.update(repeating: 0, count: count)
+            return engine.energyLossAndGradient(geoms, grad: g.baseAddress!)
+        }
+        gradient.withUnsafeBufferPointer { g in
+            adam.step(parameters: &model.parameters, gradient: g.baseAddress!, tensors: groups.energy)
+        }
+        guard options.hkMap else { return (lossE, 0) }
+        let lossV: Double = gradient.withUnsafeMutableBufferPointer { g in
+            g.baseAddress!.update(repeating: 0, count: count)
+            return engine.potentialLossAndGradient(geoms, grad: g.baseAddress!)
+        }
+        gradient.withUnsafeBufferPointer { g in
+            adam.step(parameters: &model.parameters, gradient: g.baseAddress!, tensors: groups.potential)
+        }
+        if !lossE.isFinite || !lossV.isFinite {
+            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
+        }
+        return (lossE, lossV)
+    }
+
+    /// MAE (over molecules × outputs) and the predictions TSV rows.
+    func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
+        var rows = [Prediction]()
+        rows.reserveCapacity(molecules.count)
+        var abs = 0.0, n = 0
+        let chunk = 32
+        var i = 0
+        while i < molecules.count {
+            let idx = Array(i..<min(i + chunk, molecules.count))
+            let values = evalEngine.predict(try store.geometries(idx))
+            for (k, v) in zip(idx, values) {
+                let m = molecules[k]
+                for q in 0..<v.count { abs += Swift.abs(Double(v[q]) - m.properties[q]); n += 1 }
+                rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
+            }
+            i += chunk
+        }
+        return (abs / Double(max(n, 1)), rows)
+    }
+
+    // MARK: - Checkpoints
+
+    func writeCheckpoint() throws {
+        let state = TrainingState(
+            datasetDirectory: dataset.directory, epoch: epoch, order: order, nextBatch: nextBatch,
+            partialLossE: partialLossE, partialLossV: partialLossV, partialSeconds: partialSeconds,
+            elapsedBefore: elapsedBefore, rng: rng.stateArray, adamSteps: adam.steps,
+            metadata: options.metadata,
+            modelFile: SafetensorsFile(tensors: [], metadata: [:]))
+        try run.writeState(state, model: model, adam: adam)
+    }
+
+    func restore(_ s: TrainingState) throws {
+        epoch = s.epoch
+        order = s.order
+        nextBatch = s.nextBatch
+        partialLossE = s.partialLossE; partialLossV = s.partialLossV; partialSeconds = s.partialSeconds
+        elapsedBefore = s.elapsedBefore
+        rng = RandomGenerator(state: s.rng)
+        guard s.adamSteps.count == adam.steps.count, s.adamM.count == adam.m.count, s.adamV.count == adam.v.count else {
+            throw QDFError("the optimizer state does not match the model", file: run.path)
+        }
+        adam.steps = s.adamSteps
+        adam.m = s.adamM
+        adam.v = s.adamV
+        records = try run.readLearningCurve().filter { $0.epoch < epoch }
+        if !order.isEmpty && order.count != dataset.train.count {
+            throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run.path)
+        }
+    }
+}
+
+public enum QDFVersion {
+    public static let string = "0.1.0"
+}
