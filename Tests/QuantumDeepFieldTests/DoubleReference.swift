@@ -1,0 +1,97 @@
+import Foundation
+import QuantumDeepField
+
+/// An independent, straightforward Float64 implementation of the QDF forward pass and
+/// losses (spec sections 5–8), written with plain loops from the spec. Tests use it to
+/// check the engine's forward values and, by central differences in Float64, its
+/// hand-written Float32 gradients.
+struct DoubleReference {
+    let model: QDFModel
+    var p: [Double]
+
+    init(_ model: QDFModel) {
+        self.model = model
+        p = model.parameters.map(Double.init)
+    }
+
+    func tensor(_ name: String) -> ArraySlice<Double> { p[model.layout[name]!.range] }
+
+    /// ψ (N_f × dim) of one molecule.
+    func orbitals(_ g: MoleculeGeometry) -> [[Double]] {
+        let nf = g.fieldCount, no = g.orbitalCount, d = model.hyper.dim, M = g.atomCount
+        let zeta = tensor("zeta.weight"), coef = tensor("coefficient.weight")
+        let z0 = zeta.startIndex, c0 = coef.startIndex
+        var phi = [[Double]](repeating: [Double](repeating: 0, count: no), count: nf)
+        for i in 0..<nf {
+            for k in 0..<no {
+                let dist = Double(g.distances[i * M + Int(g.orbitalAtom[k])])
+                let q = Int(g.orbitalQ[k])
+                phi[i][k] = pow(dist, Double(q - 1)) * exp(-zeta[z0 + Int(g.orbitalType[k])] * dist * dist)
+            }
+        }
+        for k in 0..<no {
+            let n = max((0..<nf).reduce(0.0) { $0 + phi[$1][k] * phi[$1][k] }.squareRoot(), 1e-12)
+            for i in 0..<nf { phi[i][k] /= n }
+        }
+        var c = [[Double]](repeating: [Double](repeating: 0, count: d), count: no)
+        for k in 0..<no { for j in 0..<d { c[k][j] = coef[c0 + Int(g.orbitalType[k]) * d + j] } }
+        for j in 0..<d {
+            let n = max((0..<no).reduce(0.0) { $0 + c[$1][j] * c[$1][j] }.squareRoot(), 1e-12)
+            for k in 0..<no { c[k][j] /= n }
+        }
+        var psi = [[Double]](repeating: [Double](repeating: 0, count: d), count: nf)
+        for i in 0..<nf { for j in 0..<d { var s = 0.0; for k in 0..<no { s += phi[i][k] * c[k][j] }; psi[i][j] = s } }
+        let scale = (Double(g.electronCount) / Double(d)).squareRoot()
+        for j in 0..<d {
+            let n = max((0..<nf).reduce(0.0) { $0 + psi[$1][j] * psi[$1][j] }.squareRoot(), 1e-12)
+            for i in 0..<nf { psi[i][j] *= scale / n }
+        }
+        return psi
+    }
+
+    func dense(_ x: [Double], _ w: String, _ b: String, relu: Bool) -> [Double] {
+        let W = tensor(w), B = tensor(b)
+        let out = B.count, inn = x.count
+        return (0..<out).map { o in
+            var s = B[B.startIndex + o]
+            for i in 0..<inn { s += W[W.startIndex + o * inn + i] * x[i] }
+            return relu ? max(s, 0) : s
+        }
+    }
+
+    /// Ê for one molecule.
+    func energy(_ g: MoleculeGeometry) -> [Double] {
+        let h = model.hyper
+        var rows = orbitals(g)
+        for l in 0..<h.layerFunctional {
+            rows = rows.map { dense($0, "W_functional.\(l).weight", "W_functional.\(l).bias", relu: true) }
+        }
+        var s = [Double](repeating: 0, count: h.dim)
+        for r in rows { for j in 0..<h.dim { s[j] += r[j] } }
+        if h.operation == .mean { s = s.map { $0 / Double(rows.count) } }
+        return dense(s, "W_property.weight", "W_property.bias", relu: false)
+    }
+
+    /// V̂ at every field point of one molecule.
+    func potential(_ g: MoleculeGeometry) -> [Double] {
+        let h = model.hyper
+        return orbitals(g).map { row in
+            let rho = row.reduce(0) { $0 + $1 * $1 }
+            var x = dense([rho], "W_density.weight", "W_density.bias", relu: false)
+            for l in 0..<h.layerHK { x = dense(x, "W_HK.\(l).weight", "W_HK.\(l).bias", relu: true) }
+            return dense(x, "W_potential.weight", "W_potential.bias", relu: false)[0]
+        }
+    }
+
+    func lossE(_ batch: [MoleculeGeometry]) -> Double {
+        var s = 0.0, n = 0
+        for g in batch { for (e, t) in zip(energy(g), g.properties) { s += (e - Double(t)) * (e - Double(t)); n += 1 } }
+        return s / Double(n)
+    }
+
+    func lossV(_ batch: [MoleculeGeometry]) -> Double {
+        var s = 0.0, n = 0
+        for g in batch { for (v, t) in zip(potential(g), g.potential) { s += (v - Double(t)) * (v - Double(t)); n += 1 } }
+        return s / Double(n)
+    }
+}

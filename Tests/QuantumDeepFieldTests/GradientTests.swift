@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import QuantumDeepField
+
+/// Finite-difference checks of every hand-written backward pass: for each parameter
+/// tensor, the engine's Float32 analytic gradients of Loss_E and Loss_V against central
+/// differences of an independent Float64 implementation (DoubleReference), step 1e-5.
+/// Tolerance: |analytic − numeric| ≤ 1e-3·max(|numeric|, 1e-2·(largest |gradient| of
+/// that tensor)) — Float32 accumulations give ~1e-5 relative error, so 1e-3 catches any
+/// wrong term while tolerating rounding.
+@Suite("Gradients (finite differences)")
+struct GradientTests {
+    static func molecules() -> [Molecule] {
+        [
+            Molecule(id: "water", atomicNumbers: [8, 1, 1],
+                     positions: [SIMD3(0, 0, 0.1173), SIMD3(0, 0.7572, -0.4692), SIMD3(0, -0.7572, -0.4692)],
+                     properties: [-9.5, 1.25]),
+            Molecule(id: "methane", atomicNumbers: [6, 1, 1, 1, 1],
+                     positions: [SIMD3(0, 0, 0), SIMD3(0.629, 0.629, 0.629), SIMD3(-0.629, -0.629, 0.629),
+                                 SIMD3(-0.629, 0.629, -0.629), SIMD3(0.629, -0.629, -0.629)],
+                     properties: [-17.2, -0.3]),
+            Molecule(id: "hcn", atomicNumbers: [1, 6, 7],
+                     positions: [SIMD3(0, 0, -1.6), SIMD3(0, 0, -0.53), SIMD3(0, 0, 0.62)],
+                     properties: [-13.1, 0.7]),
+        ]
+    }
+
+    static func model(_ op: Readout, layers: Int) throws -> (QDFModel, [MoleculeGeometry]) {
+        let basis = try BasisSet("3-21G")
+        var dict = OrbitalDictionary()
+        for m in molecules() { dict.add(m, basis: basis) }
+        let h = Hyperparameters(basisSet: basis, radius: 0.75, gridInterval: 0.3, dim: 7, layerFunctional: layers,
+                                hiddenHK: 6, layerHK: layers, operation: op, outputs: 2)
+        let model = try QDFModel(hyper: h, dictionary: dict, seed: 7)
+        // Spread ζ so that the ζ gradients are not all alike.
+        let z = model.layout["zeta.weight"]!
+        for (n, i) in z.range.enumerated() { model.parameters[i] = 0.6 + 0.15 * Float(n % 5) }
+        let geoms = try molecules().map { try model.geometry($0, withPotential: true) }
+        return (model, geoms)
+    }
+
+    func check(op: Readout, layers: Int, path: String) throws {
+        let (model, geoms) = try Self.model(op, layers: layers)
+        let engine = Engine(model: model)
+        var reference = DoubleReference(model)
+        func loss() -> Double { path == "E" ? reference.lossE(geoms) : reference.lossV(geoms) }
+        var grad = [Float](repeating: 0, count: model.layout.totalCount)
+        let engineLoss = grad.withUnsafeMutableBufferPointer { gp in
+            path == "E" ? engine.energyLossAndGradient(geoms, grad: gp.baseAddress!)
+                        : engine.potentialLossAndGradient(geoms, grad: gp.baseAddress!)
+        }
+        // The forward passes agree first.
+        #expect(abs(engineLoss - loss()) <= 1e-4 * abs(loss()), "\(path) loss: engine \(engineLoss), Float64 \(loss())")
+        var rng = RandomGenerator(seed: 11)
+        let groups = ParameterGroups(model.layout)
+        let trained = Set(path == "E" ? groups.energy : groups.potential)
+        var checked = 0
+        for (t, e) in model.layout.entries.enumerated() {
+            let maxGrad = e.range.map { abs(grad[$0]) }.max() ?? 0
+            if !trained.contains(t) {
+                #expect(maxGrad == 0, "\(path): \(e.name) is not in this path but got gradient \(maxGrad)")
+                continue
+            }
+            #expect(maxGrad > 0, "\(path): \(e.name) received no gradient")
+            // Up to 6 random entries of each tensor.
+            let picks = e.count <= 6 ? Array(e.range) : (0..<6).map { _ in e.offset + rng.nextIndex(e.count) }
+            for i in picks {
+                let x = reference.p[i]
+                let h = 1e-5
+                reference.p[i] = x + h; let lp = loss()
+                reference.p[i] = x - h; let lm = loss()
+                reference.p[i] = x
+                let numeric = (lp - lm) / (2 * h)
+                let analytic = Double(grad[i])
+                let scale = max(abs(numeric), 1e-2 * Double(maxGrad))
+                #expect(abs(analytic - numeric) <= 1e-3 * scale,
+                        "\(path) \(op) \(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
+                checked += 1
+            }
+        }
+        #expect(checked >= 20)
+    }
+
+    @Test("Loss_E: ζ, coefficients, W_functional, W_property (sum readout)")
+    func energySum() throws { try check(op: .sum, layers: 2, path: "E") }
+
+    @Test("Loss_E with mean readout and no hidden layers")
+    func energyMean() throws { try check(op: .mean, layers: 0, path: "E") }
+
+    @Test("Loss_E with mean readout, 3 layers")
+    func energyMean3() throws { try check(op: .mean, layers: 3, path: "E") }
+
+    @Test("Loss_V: ζ, coefficients, W_density, W_HK, W_potential")
+    func potential() throws { try check(op: .sum, layers: 2, path: "V") }
+
+    @Test("Loss_V with no HK hidden layers")
+    func potentialShallow() throws { try check(op: .sum, layers: 0, path: "V") }
+}
