@@ -28,7 +28,7 @@ public final class Engine {
     let g: [Buffer]
     // Backward scratch.
     let dA = Buffer(), dB = Buffer(), dC = Buffer(), dPhi = Buffer(), dCHat = Buffer(), ds = Buffer(), dOut = Buffer()
-    let dRho = Buffer()
+    let dRho = Buffer(), uc = Buffer(), ab = Buffer()
 
     public init(model: QDFModel) {
         self.model = model
@@ -106,11 +106,12 @@ public final class Engine {
     public func forwardPotential() -> UnsafePointer<Float> {
         let H = model.hyper.hiddenHK
         rho.reserve(rows); vHat.reserve(rows)
-        for l in 0..<g.count { g[l].reserve(rows * H) }
+        for l in 0..<g.count where l > 0 || g.count == 1 { g[l].reserve(rows * H) }
+        uc.reserve(2 * H)
         HohenbergKohnMap.density(psi: h[0].pointer, rows: rows, dim: dim, rho: rho.pointer)
         model.parameters.withUnsafeBufferPointer { p in
             HohenbergKohnMap.forward(model: model, p: p.baseAddress!, rows: rows, rho: rho.pointer,
-                                     g: g.map(\.pointer), vHat: vHat.pointer)
+                                     g: g.map(\.pointer), uc: uc.pointer, vHat: vHat.pointer)
         }
         return UnsafePointer(vHat.pointer)
     }
@@ -177,11 +178,11 @@ public final class Engine {
     public func backwardPotential(dV: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>) {
         let H = model.hyper.hiddenHK
         dA.reserve(rows * max(H, dim)); dB.reserve(rows * max(H, dim)); dC.reserve(rows * max(H, dim))
-        dRho.reserve(rows)
+        dRho.reserve(rows); ab.reserve(2 * H)
         model.parameters.withUnsafeBufferPointer { p in
             HohenbergKohnMap.backward(model: model, p: p.baseAddress!, grad: grad, rows: rows, rho: rho.pointer,
-                                      g: g.map(\.pointer), dV: dV, dTop: dA.pointer, dScratch: dB.pointer,
-                                      dG0: dC.pointer, dRho: dRho.pointer)
+                                      g: g.map(\.pointer), dV: dV, uc: uc.pointer, ab: ab.pointer,
+                                      dTop: dA.pointer, dScratch: dB.pointer, dG: dC.pointer, dRho: dRho.pointer)
         }
         // ρ_i = Σ_j ψ_ij²  →  dψ_ij = 2 ψ_ij dρ_i
         let psi = h[0].pointer, dPsi = dA.pointer

@@ -5,6 +5,11 @@
 //   g⁰_i = ρ_i w_d + b_d                 (1 → H, no activation)
 //   gˡ⁺¹ = relu(gˡ W_HK,lᵀ + b_HK,l)
 //   V̂_i = w_v · g_i + b_v                 (H → 1)
+//
+// g⁰ is an affine function of one number, so the first HK layer needs no GEMM:
+//   g¹_i = relu(ρ_i u + c),  u = W_HK,0 w_d,  c = W_HK,0 b_d + b_HK,0
+// and its backward reduces to two outer products (see `backward`). This is exact and
+// saves one R×H×H GEMM in the forward pass and two in the backward pass.
 
 public enum HohenbergKohnMap {
     /// ρ_i = Σ_j ψ_ij² for every row.
@@ -17,19 +22,42 @@ public enum HohenbergKohnMap {
         }
     }
 
-    /// Fills g[0...L] (rows × H) and V̂ (rows).
-    static func forward(model: QDFModel, p: UnsafePointer<Float>, rows: Int, rho: UnsafePointer<Float>,
-                        g: [UnsafeMutablePointer<Float>], vHat: UnsafeMutablePointer<Float>) {
+    /// u = W_HK,0 w_d and c = W_HK,0 b_d + b_HK,0 (2·H values into `uc`).
+    static func firstLayerFold(model: QDFModel, p: UnsafePointer<Float>, uc: UnsafeMutablePointer<Float>) {
         let o = model.offsets, H = model.hyper.hiddenHK
-        let wd = p + o.densityWeight, bd = p + o.densityBias
-        let g0 = g[0]
-        for i in 0..<rows {
-            let r = g0 + i * H, x = rho[i]
-            for j in 0..<H { r[j] = x * wd[j] + bd[j] }
+        let w0 = p + o.hkWeight[0], b0 = p + o.hkBias[0], wd = p + o.densityWeight, bd = p + o.densityBias
+        for r in 0..<H {
+            let row = w0 + r * H
+            var u: Float = 0, c: Float = 0
+            for k in 0..<H { u += row[k] * wd[k]; c += row[k] * bd[k] }
+            uc[r] = u
+            uc[H + r] = c + b0[r]
         }
-        DenseStack.forward(rows: rows, width: H, weights: o.hkWeight.map { p + $0 }, biases: o.hkBias.map { p + $0 },
-                           activations: g)
-        let top = g[model.hyper.layerHK]
+    }
+
+    /// Fills g[1...L] (rows × H; g[0] is not formed when L ≥ 1) and V̂ (rows).
+    /// `uc` needs 2·H values.
+    static func forward(model: QDFModel, p: UnsafePointer<Float>, rows: Int, rho: UnsafePointer<Float>,
+                        g: [UnsafeMutablePointer<Float>], uc: UnsafeMutablePointer<Float>,
+                        vHat: UnsafeMutablePointer<Float>) {
+        let o = model.offsets, H = model.hyper.hiddenHK, L = model.hyper.layerHK
+        if L == 0 {
+            let wd = p + o.densityWeight, bd = p + o.densityBias, g0 = g[0]
+            for i in 0..<rows {
+                let r = g0 + i * H, x = rho[i]
+                for j in 0..<H { r[j] = x * wd[j] + bd[j] }
+            }
+        } else {
+            firstLayerFold(model: model, p: p, uc: uc)
+            let g1 = g[1], u = UnsafePointer(uc), c = UnsafePointer(uc + H)
+            for i in 0..<rows {
+                let r = g1 + i * H, x = rho[i]
+                for j in 0..<H { r[j] = max(x * u[j] + c[j], 0) }
+            }
+            DenseStack.forward(rows: rows, width: H, weights: o.hkWeight.dropFirst().map { p + $0 },
+                               biases: o.hkBias.dropFirst().map { p + $0 }, activations: Array(g[1...]))
+        }
+        let top = g[L]
         let wv = p + o.potentialWeight, bv = p[o.potentialBias]
         for i in 0..<rows {
             let r = top + i * H
@@ -40,13 +68,15 @@ public enum HohenbergKohnMap {
     }
 
     /// Given dV̂ (rows), accumulates the HK-side gradients and writes dρ (rows).
-    /// `dTop`, `dScratch`, `dG0` are rows × H.
+    /// `dTop`, `dScratch`, `dG` are rows × H; `uc` holds the forward's fold (2·H) and
+    /// `ab` needs 2·H values.
     static func backward(model: QDFModel, p: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>, rows: Int,
                          rho: UnsafePointer<Float>, g: [UnsafeMutablePointer<Float>], dV: UnsafePointer<Float>,
+                         uc: UnsafePointer<Float>, ab: UnsafeMutablePointer<Float>,
                          dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
-                         dG0: UnsafeMutablePointer<Float>, dRho: UnsafeMutablePointer<Float>) {
-        let o = model.offsets, H = model.hyper.hiddenHK
-        let top = g[model.hyper.layerHK]
+                         dG: UnsafeMutablePointer<Float>, dRho: UnsafeMutablePointer<Float>) {
+        let o = model.offsets, H = model.hyper.hiddenHK, L = model.hyper.layerHK
+        let top = g[L]
         let wv = p + o.potentialWeight
         let gwv = grad + o.potentialWeight
         var gbv: Float = 0
@@ -56,21 +86,50 @@ public enum HohenbergKohnMap {
             for j in 0..<H { gwv[j] += dv * r[j]; dr[j] = dv * wv[j] }
         }
         grad[o.potentialBias] += gbv
-        DenseStack.backward(rows: rows, width: H, weights: o.hkWeight.map { UnsafePointer(p + $0) },
-                            activations: g.map { UnsafePointer($0) },
-                            weightGrads: o.hkWeight.map { grad + $0 }, biasGrads: o.hkBias.map { grad + $0 },
-                            dTop: dTop, dScratch: dScratch, dInput: dG0)
-        let wd = p + o.densityWeight
+        let wd = p + o.densityWeight, bd = p + o.densityBias
         let gwd = grad + o.densityWeight, gbd = grad + o.densityBias
+        if L == 0 {
+            // g⁰ = ρ w_d + b_d feeds W_potential directly.
+            for i in 0..<rows {
+                let r = dTop + i * H, x = rho[i]
+                var acc: Float = 0
+                for j in 0..<H { gwd[j] += r[j] * x; gbd[j] += r[j]; acc += r[j] * wd[j] }
+                dRho[i] = acc
+            }
+            return
+        }
+        // Layers 1..L−1 as a dense stack: leaves d(g¹) in dG.
+        DenseStack.backward(rows: rows, width: H, weights: o.hkWeight.dropFirst().map { UnsafePointer(p + $0) },
+                            activations: g[1...].map { UnsafePointer($0) },
+                            weightGrads: o.hkWeight.dropFirst().map { grad + $0 },
+                            biasGrads: o.hkBias.dropFirst().map { grad + $0 },
+                            dTop: dTop, dScratch: dScratch, dInput: dG)
+        // First layer: dZ = d(g¹) ⊙ (g¹ > 0);  α = Σ_i ρ_i dZ_i,  β = Σ_i dZ_i,  dρ_i = dZ_i · u.
+        let g1 = g[1], u = uc
+        let alpha = ab, beta = ab + H
+        alpha.update(repeating: 0, count: 2 * H)
         for i in 0..<rows {
-            let r = dG0 + i * H, x = rho[i]
+            let dz = dG + i * H, y = g1 + i * H, x = rho[i]
             var acc: Float = 0
             for j in 0..<H {
-                gwd[j] += r[j] * x
-                gbd[j] += r[j]
-                acc += r[j] * wd[j]
+                let v = y[j] > 0 ? dz[j] : 0
+                alpha[j] += x * v
+                beta[j] += v
+                acc += v * u[j]
             }
             dRho[i] = acc
+        }
+        // dW_HK,0 += α w_dᵀ + β b_dᵀ;  db_HK,0 += β;  dw_d += W_HK,0ᵀ α;  db_d += W_HK,0ᵀ β.
+        let w0 = p + o.hkWeight[0], gw0 = grad + o.hkWeight[0], gb0 = grad + o.hkBias[0]
+        for r in 0..<H {
+            let a = alpha[r], b = beta[r]
+            let grow = gw0 + r * H, wrow = w0 + r * H
+            for k in 0..<H {
+                grow[k] += a * wd[k] + b * bd[k]
+                gwd[k] += wrow[k] * a
+                gbd[k] += wrow[k] * b
+            }
+            gb0[r] += b
         }
     }
 }
