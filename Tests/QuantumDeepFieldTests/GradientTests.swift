@@ -39,9 +39,10 @@ struct GradientTests {
         return (model, geoms)
     }
 
-    func check(op: Readout, layers: Int, path: String) throws {
+    func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never) throws {
         let (model, geoms) = try Self.model(op, layers: layers)
         let engine = Engine(model: model)
+        engine.firstLayerThroughBasis = policy
         var reference = DoubleReference(model)
         func loss() -> Double { path == "E" ? reference.lossE(geoms) : reference.lossV(geoms) }
         var grad = [Float](repeating: 0, count: model.layout.totalCount)
@@ -83,6 +84,15 @@ struct GradientTests {
 
     @Test("Loss_E: ζ, coefficients, W_functional, W_property (sum readout)")
     func energySum() throws { try check(op: .sum, layers: 2, path: "E") }
+
+    @Test("Loss_E with the first functional layer computed through the basis (sum and mean)")
+    func energyFolded() throws {
+        try check(op: .sum, layers: 2, path: "E", policy: .always)
+        try check(op: .mean, layers: 1, path: "E", policy: .always)
+    }
+
+    @Test("Loss_V with one HK layer")
+    func potentialOneLayer() throws { try check(op: .sum, layers: 1, path: "V") }
 
     @Test("Loss_E with mean readout and no hidden layers")
     func energyMean() throws { try check(op: .mean, layers: 0, path: "E") }

@@ -67,9 +67,15 @@ public enum LCAO {
     public static func forward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>, offsets o: ParameterOffsets,
                                dim: Int, saved s: LCAOSaved, psi: UnsafeMutablePointer<Float>,
                                scratch: UnsafeMutablePointer<Double>) {
-        let nf = g.fieldCount, no = g.orbitalCount
         basisForward(g, zeta: p + o.zeta, phiHat: s.phiHat, phiNorm: s.phiNorm, scratch: scratch)
         coefficientForward(g, coefficient: p + o.coefficient, dim: dim, cHat: s.cHat, cNorm: s.cNorm, scratch: scratch)
+        productForward(g, dim: dim, saved: s, psi: psi, scratch: scratch)
+    }
+
+    /// Ψ = φ̂Ĉ and ψ_:j = sqrt(N_e/dim) Ψ_:j / max(‖Ψ_:j‖, ε), after basisForward and coefficientForward.
+    static func productForward(_ g: MoleculeGeometry, dim: Int, saved s: LCAOSaved, psi: UnsafeMutablePointer<Float>,
+                               scratch: UnsafeMutablePointer<Double>) {
+        let nf = g.fieldCount, no = g.orbitalCount
         BLAS.shared.sgemm(.none, .none, m: nf, n: dim, k: no, a: s.phiHat, lda: no, b: s.cHat, ldb: dim,
                           c: psi, ldc: dim)
         columnNorms(psi, rows: nf, cols: dim, ld: dim, into: s.psiNorm, scratch: scratch)
@@ -115,7 +121,17 @@ public enum LCAO {
                           c: dPhiHat, ldc: no)
         BLAS.shared.sgemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dPsi, ldb: dim,
                           c: dCHat, ldc: dim)
-        // Ĉ = C / max(‖C‖, ε), column-wise; scatter into coefficient rows.
+        coefficientBackward(g, offsets: o, dim: dim, saved: s, dCHat: dCHat, grad: grad, scratch: scratch)
+        basisBackward(g, offsets: o, dim: dim, saved: s, dPhiHat: dPhiHat, grad: grad, scratch: scratch)
+    }
+
+    /// Ĉ = C / max(‖C‖, ε), column-wise: from dĈ, adds into the coefficient rows' gradient.
+    public static func coefficientBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: LCAOSaved,
+                                           dCHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
+                                           scratch: UnsafeMutablePointer<Double>) {
+        let no = g.orbitalCount
+        let w = max(dim, no)
+        let b = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self) + w
         columnDots(s.cHat, dCHat, rows: no, cols: dim, ld: dim, into: scratch)
         for j in 0..<dim { b[j] = s.cNorm[j] > normalizationEpsilon ? Float(scratch[j]) : 0 }
         let gc = grad + o.coefficient
@@ -126,7 +142,16 @@ public enum LCAO {
                 for j in 0..<dim { target[j] += (dr[j] - cr[j] * b[j]) / s.cNorm[j] }
             }
         }
-        // φ̂ = φ / max(‖φ‖, ε), column-wise; then φ = d^(q−1) exp(−ζ d²): ∂φ/∂ζ = −d² φ.
+    }
+
+    /// φ̂ = φ / max(‖φ‖, ε), column-wise, and φ = d^(q−1) exp(−ζ d²) (∂φ/∂ζ = −d² φ):
+    /// from dφ̂, adds into the ζ gradient.
+    public static func basisBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: LCAOSaved,
+                                     dPhiHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
+                                     scratch: UnsafeMutablePointer<Double>) {
+        let nf = g.fieldCount, no = g.orbitalCount
+        let w = max(dim, no)
+        let b = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self) + w
         columnDots(s.phiHat, dPhiHat, rows: nf, cols: no, ld: no, into: scratch)
         for k in 0..<no { b[k] = s.phiNorm[k] > normalizationEpsilon ? Float(scratch[k]) : 0 }
         let gz = grad + o.zeta

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+import QuantumDeepField
+
+/// The engine's fast paths (first functional layer through the basis, folded first HK
+/// layer) must give what the plain computation gives.
+@Suite("Fast paths against plain ones")
+struct FastPathTests {
+    static func molecules() -> [Molecule] {
+        var rng = RandomGenerator(seed: 5)
+        // Random small organic-like molecules: a chain of heavy atoms with hydrogens.
+        return (0..<6).map { n in
+            var zs = [Int](), ps = [SIMD3<Double>]()
+            let heavy = 2 + n
+            for a in 0..<heavy {
+                zs.append([6, 6, 7, 8, 6][a % 5])
+                ps.append(SIMD3(1.45 * Double(a), 0.3 * rng.nextUniform(-1, 1), 0.3 * rng.nextUniform(-1, 1)))
+            }
+            for a in 0..<(heavy + 2) {
+                zs.append(1)
+                let base = ps[a % heavy]
+                ps.append(base + SIMD3(0.3 * rng.nextUniform(-1, 1), 1.09 * (a % 2 == 0 ? 1 : -1), 0.5 * rng.nextUniform(-1, 1)))
+            }
+            return Molecule(id: "m\(n)", atomicNumbers: zs, positions: ps, properties: [-10 * Double(heavy)])
+        }
+    }
+
+    @Test("First functional layer through the basis: same predictions and gradients as forming ψ")
+    func foldedFirstLayer() throws {
+        let basis = try BasisSet("6-31G")
+        var dict = OrbitalDictionary()
+        for m in Self.molecules() { dict.add(m, basis: basis) }
+        let model = try QDFModel(hyper: Hyperparameters(basisSet: basis), dictionary: dict, seed: 3)
+        let geoms = try Self.molecules().map { try model.geometry($0, withPotential: true) }
+        let fast = Engine(model: model), plain = Engine(model: model)
+        fast.firstLayerThroughBasis = .always
+        plain.firstLayerThroughBasis = .never
+        let a = fast.predict(geoms), b = plain.predict(geoms)
+        #expect(fast.folded.allSatisfy { $0 } && plain.folded.allSatisfy { !$0 })
+        for (x, y) in zip(a, b) {
+            #expect(abs(x[0] - y[0]) <= 1e-4 * max(1, abs(y[0])), "fast \(x[0]) vs plain \(y[0])")
+        }
+        var ga = [Float](repeating: 0, count: model.layout.totalCount), gb = ga
+        let la = ga.withUnsafeMutableBufferPointer { fast.energyLossAndGradient(geoms, grad: $0.baseAddress!) }
+        let lb = gb.withUnsafeMutableBufferPointer { plain.energyLossAndGradient(geoms, grad: $0.baseAddress!) }
+        #expect(abs(la - lb) <= 1e-4 * lb)
+        for e in model.layout.entries {
+            let scale = e.range.map { abs(gb[$0]) }.max() ?? 0
+            let diff = e.range.map { abs(ga[$0] - gb[$0]) }.max() ?? 0
+            #expect(diff <= 1e-3 * scale + 1e-7, "\(e.name): max difference \(diff), largest gradient \(scale)")
+        }
+    }
+
+    @Test("Automatic choice folds QM9-sized molecules and not huge ones")
+    func policy() {
+        #expect(FirstLayerThroughBasis.pays(fieldCount: 56 * 18, orbitalCount: 9 * 14 + 9 * 4, dim: 250))
+        #expect(!FirstLayerThroughBasis.pays(fieldCount: 56 * 1000, orbitalCount: 400 * 14 + 600 * 4, dim: 250))
+    }
+
+    @Test("Reference model: predictions identical with and without the fast path",
+          .enabled(if: Shared.available, Shared.skipMessage))
+    func referenceFastPath() throws {
+        let model = try QDFModel.load(path: Shared.referenceModel)
+        let mols = Array(try readMolecules(Shared.dataset("QM9over15atoms_atomizationenergy_eV/test.txt")).prefix(40))
+        let geoms = try mols.map { try model.geometry($0) }
+        let fast = Engine(model: model), plain = Engine(model: model)
+        plain.firstLayerThroughBasis = .never
+        let a = fast.predict(geoms), b = plain.predict(geoms)
+        #expect(fast.folded.contains(true))
+        let maxDiff = zip(a, b).map { abs($0[0] - $1[0]) }.max() ?? 0
+        #expect(maxDiff < 1e-3, "largest difference \(maxDiff) eV")
+    }
+}
