@@ -1,7 +1,7 @@
 import Foundation
 import QuantumDeepField
 
-let qdfVersion = "0.1.0"
+let qdfVersion = QDFVersion.string
 
 /// Prints to standard error.
 func log(_ s: String) {
@@ -12,11 +12,9 @@ func log(_ s: String) {
 func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let e as QDFError {
         log("error: \(e.description)")
-        throw ExitCodeError.failure
+        throw ExitCode.failure
     }
 }
-
-enum ExitCodeError: Error { case failure }
 
 /// True when standard error is a terminal (progress bars go there).
 var stderrIsTTY: Bool { isatty(2) != 0 }
