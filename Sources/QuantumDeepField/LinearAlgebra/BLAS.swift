@@ -90,6 +90,9 @@ public final class BLAS: @unchecked Sendable {
                         threads: Int(getThreadsFn?() ?? 1), coreTypeSetting: decision)
     }
 
+    /// Floating-point operations issued through `sgemm` (2·m·n·k each), for benchmarks.
+    public var flopCount: UInt64 = 0
+
     public var threads: Int { Int(getThreadsFn?() ?? 1) }
     public func setThreads(_ n: Int) { setThreadsFn?(Int32(n)) }
 
@@ -101,6 +104,7 @@ public final class BLAS: @unchecked Sendable {
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
+        flopCount &+= UInt64(2 * m * n * k)
         if k == 0 {
             if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }

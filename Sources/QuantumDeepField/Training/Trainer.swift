@@ -208,6 +208,21 @@ public final class Trainer {
 
     /// One mini-batch: the E step, then the V step. Returns (Loss_E, Loss_V).
     func step(_ geoms: [MoleculeGeometry]) throws -> (Double, Double) {
+        let (lossE, lossV) = Trainer.step(geoms, engine: engine, adam: adam, groups: groups, gradient: &gradient,
+                                          hkMap: options.hkMap)
+        if !lossE.isFinite || !lossV.isFinite {
+            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
+        }
+        return (lossE, lossV)
+    }
+
+    /// The training step of spec section 8 on one mini-batch: forward the E path,
+    /// back-propagate Loss_E, one Adam step on the E tensors; then forward again with the
+    /// updated parameters, the V path, back-propagate Loss_V, one Adam step on the V
+    /// tensors. Returns (Loss_E, Loss_V); Loss_V is 0 without the HK map.
+    public static func step(_ geoms: [MoleculeGeometry], engine: Engine, adam: Adam, groups: ParameterGroups,
+                            gradient: inout [Float], hkMap: Bool) -> (Double, Double) {
+        let model = engine.model
         let count = gradient.count
         let lossE: Double = gradient.withUnsafeMutableBufferPointer { g in
             g.baseAddress!.update(repeating: 0, count: count)
@@ -216,16 +231,13 @@ public final class Trainer {
         gradient.withUnsafeBufferPointer { g in
             adam.step(parameters: &model.parameters, gradient: g.baseAddress!, tensors: groups.energy)
         }
-        guard options.hkMap else { return (lossE, 0) }
+        guard hkMap else { return (lossE, 0) }
         let lossV: Double = gradient.withUnsafeMutableBufferPointer { g in
             g.baseAddress!.update(repeating: 0, count: count)
             return engine.potentialLossAndGradient(geoms, grad: g.baseAddress!)
         }
         gradient.withUnsafeBufferPointer { g in
             adam.step(parameters: &model.parameters, gradient: g.baseAddress!, tensors: groups.potential)
-        }
-        if !lossE.isFinite || !lossV.isFinite {
-            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
         }
         return (lossE, lossV)
     }

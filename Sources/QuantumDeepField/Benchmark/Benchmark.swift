@@ -1,0 +1,169 @@
+import Foundation
+
+// `qdf bench`: the machine's GEMM limit at the model's own shapes, and what training
+// and inference achieve against it, measured side by side in one run.
+
+public struct BenchmarkReport: Sendable {
+    public struct GEMM: Sendable { public var label: String; public var m, n, k: Int; public var gflops: Double }
+    public struct Scaling: Sendable { public var atoms: Int; public var molecules: Int; public var msPerMolecule: Double }
+
+    public var blas: BLASInfo
+    public var cores: Int
+    public var gemm: [GEMM] = []
+    public var gemmLimit = 0.0
+    public var trainMolecules = 0
+    public var trainSeconds = 0.0
+    public var trainGFLOPs = 0.0
+    public var inferMolecules = 0
+    public var inferSeconds = 0.0
+    public var inferGFLOPs = 0.0
+    public var inferSource = ""
+    public var trainSource = ""
+    public var scaling: [Scaling] = []
+    /// Least-squares fit ms = a + b·atoms over the scaling points, and its R².
+    public var scalingFit: (intercept: Double, slope: Double, r2: Double) = (0, 0, 0)
+    public var peakResidentMiB = 0.0
+
+    public var trainMoleculesPerSecond: Double { Double(trainMolecules) / max(trainSeconds, 1e-9) }
+    public var trainAchievedGFLOPS: Double { trainGFLOPs / max(trainSeconds, 1e-9) }
+    public var inferMoleculesPerSecond: Double { Double(inferMolecules) / max(inferSeconds, 1e-9) }
+    public var inferAchievedGFLOPS: Double { inferGFLOPs / max(inferSeconds, 1e-9) }
+}
+
+public enum Benchmark {
+    /// Deterministic QM9-like molecules (C, N, O chains with hydrogens) of `atoms` atoms.
+    public static func syntheticMolecules(count: Int, atoms: ClosedRange<Int>, seed: UInt64) -> [Molecule] {
+        var rng = RandomGenerator(seed: seed)
+        return (0..<count).map { n in
+            let total = atoms.lowerBound + rng.nextIndex(atoms.count)
+            let heavy = max(1, min(9, (total + 1) / 2))
+            let hydrogens = max(0, total - heavy)
+            var zs = [Int](), ps = [SIMD3<Double>]()
+            var p = SIMD3<Double>(0, 0, 0)
+            for a in 0..<heavy {
+                zs.append([6, 6, 6, 7, 8][rng.nextIndex(5)])
+                ps.append(p)
+                let dir = SIMD3(1.0, rng.nextUniform(-0.8, 0.8), rng.nextUniform(-0.8, 0.8))
+                p += 1.5 * dir / (dir * dir).sum().squareRoot()
+                _ = a
+            }
+            for h in 0..<hydrogens {
+                let base = ps[h % heavy]
+                var v = SIMD3(rng.nextUniform(-1, 1), rng.nextUniform(-1, 1), rng.nextUniform(-1, 1))
+                v /= max((v * v).sum().squareRoot(), 1e-3)
+                zs.append(1)
+                ps.append(base + (1.09 + 0.05 * Double(h / heavy)) * v + SIMD3(0, 0, 0.3 * Double(h / heavy)))
+            }
+            return Molecule(id: "synthetic_\(n)", atomicNumbers: zs, positions: ps, properties: [-4.5 * Double(total)])
+        }
+    }
+
+    /// GFLOP/s of sgemm for C[m×n] = A[m×k]·op(B), repeated for at least `seconds`.
+    public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, seconds: Double = 0.6) -> Double {
+        let a = Buffer(m * k), b = Buffer(k * n), c = Buffer(m * n)
+        var rng = RandomGenerator(seed: 1)
+        for i in 0..<(m * k) { a[i] = Float(rng.nextUnit()) }
+        for i in 0..<(k * n) { b[i] = Float(rng.nextUnit()) }
+        let blas = BLAS.shared
+        func run() { blas.sgemm(.none, transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: transB == .none ? n : k,
+                                c: c.pointer, ldc: n) }
+        run(); run()
+        var reps = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds || reps < 3 { run(); reps += 1 }
+        return 2.0 * Double(m * n * k) * Double(reps) / Date().timeIntervalSince(start) / 1e9
+    }
+
+    public static func peakResidentMiB() -> Double {
+        var u = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        return Double(u.ru_maxrss) / 1024
+    }
+
+    /// Runs the benchmark. Training uses the reference hyperparameters (dim 250, 3 + 3
+    /// layers, batch 4); `trainMolecules` from `trainSet` (or synthetic 3–14-atom molecules),
+    /// inference over `inferFile` streamed from disk (or synthetic 15–29-atom molecules).
+    public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?, inferMolecules: Int,
+                           progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
+        var r = BenchmarkReport(blas: BLAS.shared.info, cores: ProcessInfo.processInfo.activeProcessorCount)
+        // 1. The limit: sgemm at the shapes the model runs (functional/HK layers over a batch's grid
+        //    points, the weight-gradient shape, and the evaluation batch).
+        progress("sgemm at the model's shapes")
+        let shapes: [(String, Int, Int, Int, Transpose)] = [
+            ("layer, batch of 4 (2700×250·250×250ᵀ)", 2700, 250, 250, .transpose),
+            ("weight gradient (250×2700·2700×250)", 250, 250, 2700, .none),
+            ("layer, eval batch of 32 (24000×250·250×250ᵀ)", 24000, 250, 250, .transpose),
+        ]
+        for (label, m, n, k, t) in shapes {
+            r.gemm.append(.init(label: label, m: m, n: n, k: k, gflops: gemmRate(m: m, n: n, k: k, transB: t)))
+        }
+        r.gemmLimit = r.gemm.map(\.gflops).max() ?? 0
+
+        // 2. Training.
+        progress("training")
+        let train = Array((trainSet ?? syntheticMolecules(count: trainMolecules, atoms: 3...14, seed: 11)).prefix(trainMolecules))
+        r.trainSource = trainSet == nil ? "synthetic 3–14 atoms" : "given set"
+        let basis = try BasisSet("6-31G")
+        var dict = OrbitalDictionary()
+        for m in train { dict.add(m, basis: basis) }
+        for z in [1, 6, 7, 8, 9] { dict.add(Molecule(id: "", atomicNumbers: [z], positions: [.zero]), basis: basis) }
+        let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, outputs: train[0].properties.count), dictionary: dict)
+        let engine = Engine(model: model)
+        let adam = Adam(layout: model.layout, learningRate: 1e-4)
+        let groups = ParameterGroups(model.layout)
+        var grad = [Float](repeating: 0, count: model.layout.totalCount)
+        let geoms = try train.map { try model.geometry($0, withPotential: true) }
+        // Warm-up (buffers grow to their size), then the timed pass.
+        _ = Trainer.step(Array(geoms.prefix(4)), engine: engine, adam: adam, groups: groups, gradient: &grad, hkMap: true)
+        let f0 = BLAS.shared.flopCount
+        let t0 = Date()
+        var i = 0
+        while i < geoms.count {
+            _ = Trainer.step(Array(geoms[i..<min(i + 4, geoms.count)]), engine: engine, adam: adam, groups: groups,
+                             gradient: &grad, hkMap: true)
+            i += 4
+        }
+        r.trainSeconds = Date().timeIntervalSince(t0)
+        r.trainGFLOPs = Double(BLAS.shared.flopCount - f0) / 1e9
+        r.trainMolecules = geoms.count
+
+        // 3. Inference (reading and geometry included), with the same model.
+        progress("inference")
+        let predictor = Predictor(model: model, batchSize: 32)
+        let f1 = BLAS.shared.flopCount
+        let t1 = Date()
+        var summary: PredictionSummary
+        if let file = inferFile {
+            r.inferSource = file
+            summary = try predictor.run(readers: [try openMoleculeFile(file)], skipUnknown: true) { _ in }
+        } else {
+            r.inferSource = "synthetic 15–29 atoms"
+            let mols = syntheticMolecules(count: inferMolecules, atoms: 15...29, seed: 12)
+            summary = PredictionSummary()
+            _ = try predictor.predict(mols)
+            summary.molecules = mols.count
+        }
+        r.inferSeconds = Date().timeIntervalSince(t1)
+        r.inferGFLOPs = Double(BLAS.shared.flopCount - f1) / 1e9
+        r.inferMolecules = summary.molecules
+
+        // 4. Inference time against molecule size.
+        progress("scaling with molecule size")
+        for atoms in stride(from: 15, through: 29, by: 2) {
+            let mols = syntheticMolecules(count: 64, atoms: atoms...atoms, seed: UInt64(100 + atoms))
+            _ = try predictor.predict(Array(mols.prefix(8)))
+            let t = Date()
+            _ = try predictor.predict(mols)
+            r.scaling.append(.init(atoms: atoms, molecules: mols.count, msPerMolecule: 1000 * Date().timeIntervalSince(t) / Double(mols.count)))
+        }
+        let xs = r.scaling.map { Double($0.atoms) }, ys = r.scaling.map(\.msPerMolecule)
+        let n = Double(xs.count), mx = xs.reduce(0, +) / n, my = ys.reduce(0, +) / n
+        let sxy = zip(xs, ys).map { ($0 - mx) * ($1 - my) }.reduce(0, +), sxx = xs.map { ($0 - mx) * ($0 - mx) }.reduce(0, +)
+        let slope = sxy / sxx, intercept = my - slope * mx
+        let ssr = zip(xs, ys).map { pow($1 - (intercept + slope * $0), 2) }.reduce(0, +)
+        let sst = ys.map { pow($0 - my, 2) }.reduce(0, +)
+        r.scalingFit = (intercept, slope, 1 - ssr / max(sst, 1e-12))
+        r.peakResidentMiB = peakResidentMiB()
+        return r
+    }
+}

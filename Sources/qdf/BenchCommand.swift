@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import QuantumDeepField
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure sgemm at the model's shapes (the machine's limit), training and inference speed against it, memory, and scaling with molecule size.",
+        discussion: """
+        Everything is measured side by side in one run, so the ratios hold on a noisy machine. \
+        Without --train/--infer, deterministic synthetic QM9-like molecules are used.
+        """)
+
+    @Option(help: "Training molecules (QDF text or XYZ); the first --train-molecules are used.") var train: String?
+    @Option(help: "Molecules for the training measurement.") var trainMolecules = 400
+    @Option(help: "A file to predict for the inference measurement (read from disk as part of it).") var infer: String?
+    @Option(help: "Synthetic molecules for inference when no --infer file is given.") var inferMolecules = 1000
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let trainSet = try train.map { try readMolecules($0) }
+            let r = try Benchmark.run(trainSet: trainSet, trainMolecules: trainMolecules, inferFile: infer,
+                                      inferMolecules: inferMolecules) { stage in
+                if stderrIsTTY && !json { log("… \(stage)") }
+            }
+            if json { print(benchJSON(r)) } else { print(benchTable(r)) }
+        }
+    }
+}
+
+func benchTable(_ r: BenchmarkReport) -> String {
+    var s = "qdf bench — \(r.cores) cores, \(r.blas.library), kernel \(r.blas.coreName), \(r.blas.threads) BLAS threads\n\n"
+    s += "sgemm at the model's shapes                         GFLOP/s\n"
+    func pad(_ t: String) -> String { t.count >= 48 ? t : t + String(repeating: " ", count: 48 - t.count) }
+    for g in r.gemm { s += "  " + pad(g.label) + String(format: " %7.1f\n", g.gflops) }
+    s += "  " + pad("limit (best of the above)") + String(format: " %7.1f\n\n", r.gemmLimit)
+    s += String(format: "training (dim 250, 3+3 layers, batch 4; %@)\n", r.trainSource)
+    s += String(format: "  %d molecules in %.2f s: %.1f molecules/s, %.1f GFLOP/s = %.0f%% of the limit\n\n",
+                r.trainMolecules, r.trainSeconds, r.trainMoleculesPerSecond, r.trainAchievedGFLOPS,
+                100 * r.trainAchievedGFLOPS / max(r.gemmLimit, 1e-9))
+    s += String(format: "inference (%@, reading included)\n", r.inferSource)
+    s += String(format: "  %d molecules in %.2f s: %.1f molecules/s, %.1f GFLOP/s = %.0f%% of the limit\n\n",
+                r.inferMolecules, r.inferSeconds, r.inferMoleculesPerSecond, r.inferAchievedGFLOPS,
+                100 * r.inferAchievedGFLOPS / max(r.gemmLimit, 1e-9))
+    s += "inference time against molecule size\n  atoms   ms/molecule\n"
+    for p in r.scaling { s += String(format: "  %5d   %8.2f\n", p.atoms, p.msPerMolecule) }
+    s += String(format: "  linear fit: %.3f ms + %.3f ms/atom, R² = %.3f\n\n", r.scalingFit.intercept, r.scalingFit.slope, r.scalingFit.r2)
+    s += String(format: "peak resident memory: %.0f MiB", r.peakResidentMiB)
+    return s
+}
+
+func benchJSON(_ r: BenchmarkReport) -> String {
+    let obj: [String: Any] = [
+        "cores": r.cores, "blas": r.blas.library, "kernel": r.blas.coreName, "blas_threads": r.blas.threads,
+        "gemm": r.gemm.map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] },
+        "gemm_limit_gflops": r.gemmLimit,
+        "train": ["molecules": r.trainMolecules, "seconds": r.trainSeconds, "molecules_per_s": r.trainMoleculesPerSecond,
+                  "gflops": r.trainAchievedGFLOPS, "fraction_of_limit": r.trainAchievedGFLOPS / max(r.gemmLimit, 1e-9),
+                  "source": r.trainSource],
+        "infer": ["molecules": r.inferMolecules, "seconds": r.inferSeconds, "molecules_per_s": r.inferMoleculesPerSecond,
+                  "gflops": r.inferAchievedGFLOPS, "fraction_of_limit": r.inferAchievedGFLOPS / max(r.gemmLimit, 1e-9),
+                  "source": r.inferSource],
+        "scaling": r.scaling.map { ["atoms": $0.atoms, "ms_per_molecule": $0.msPerMolecule] },
+        "scaling_fit": ["intercept_ms": r.scalingFit.intercept, "slope_ms_per_atom": r.scalingFit.slope, "r2": r.scalingFit.r2],
+        "peak_resident_mib": r.peakResidentMiB,
+    ]
+    let data = try! JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+    return String(decoding: data, as: UTF8.self)
+}
