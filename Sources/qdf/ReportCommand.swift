@@ -63,7 +63,9 @@ struct ReportCmd: ParsableCommand {
             }
             var report = Report(runs: runs, trainRange: trainRange.flatMap(parseAtomRange), unit: unit)
             report.title = title
-            let command = "qdf report " + CommandLine.arguments.dropFirst(2).joined(separator: " ")
+            let command = "qdf report " + CommandLine.arguments.dropFirst(2).map { a in
+                a.contains(" ") || a.contains("'") ? "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" : a
+            }.joined(separator: " ")
             try writeAtomically(report.html(generatedBy: command), to: output)
             log("wrote \(output)")
             for (run, st) in zip(report.runs, report.statistics) {

@@ -88,7 +88,7 @@ public struct Axis: Sendable {
         if log {
             let lo = Int(Foundation.floor(Foundation.log10(min))), hi = Int(Foundation.ceil(Foundation.log10(max)))
             let decades = hi - lo
-            let mult: [Double] = decades <= 2 ? [1, 2, 5] : decades <= 6 ? [1] : [1]
+            let mult: [Double] = decades <= 3 ? [1, 2, 5] : [1]
             let stride = decades > 8 ? 2 : 1
             var out = [Double]()
             for e in Swift.stride(from: lo, through: hi, by: stride) {

@@ -190,10 +190,10 @@ public func learningCurveFigure(_ series: [CurveSeries], unit: String?, id: Stri
     let losses = yRange(series.flatMap { [$0.curve.lossE, $0.curve.lossV] })
     let maes = yRange(series.flatMap { [$0.curve.maeVal, $0.curve.maeTest] })
     let panelW = 222.0
-    let a = PlotArea(x: 62, y: 16, width: panelW, height: 300,
+    let a = PlotArea(x: 62, y: 16, width: panelW, height: 330,
                      xAxis: Axis(min: xr.0, max: xr.1, label: "epoch", integer: true),
                      yAxis: Axis(min: losses.0, max: losses.1, log: true, label: "training loss"))
-    let b = PlotArea(x: 62 + panelW + 88, y: 16, width: panelW, height: 300,
+    let b = PlotArea(x: 62 + panelW + 88, y: 16, width: panelW, height: 330,
                      xAxis: a.xAxis,
                      yAxis: Axis(min: maes.0, max: maes.1, log: true, label: "MAE\(unitSuffix(unit))"))
     fig.items += a.frame() + b.frame()
