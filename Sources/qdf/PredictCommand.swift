@@ -23,6 +23,9 @@ struct Predict: ParsableCommand {
     @Flag(help: "Skip molecules with elements the model never learned, and list them.")
     var skipUnknown = false
 
+    @Flag(help: "Print the error by number of atoms (count, MAE, RMSE per size) to standard error.")
+    var byAtoms = false
+
     @Option(help: "Molecules per batch.")
     var batchSize = 32
 
@@ -39,6 +42,8 @@ struct Predict: ParsableCommand {
             let readers = try inputs.map { try openMoleculeFile($0) }
             var sink = try OutputSink(path: output)
             var header: Bool? = nil
+            var bySize = ErrorBySize(outputs: m.hyper.outputs)
+            var errors = [Double](repeating: 0, count: m.hyper.outputs)
             let summary = try predictor.run(readers: readers, skipUnknown: skipUnknown) { p in
                 let withCorrect = !p.correct.isEmpty
                 if header == nil {
@@ -46,6 +51,10 @@ struct Predict: ParsableCommand {
                     sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: withCorrect).joined(separator: "\t"))
                 }
                 sink.write(predictionRow(p, withCorrect: withCorrect && header == true))
+                if byAtoms && p.correct.count == errors.count {
+                    for q in errors.indices { errors[q] = Double(p.predicted[q]) - p.correct[q] }
+                    bySize.add(atoms: p.atomCount, errors: errors)
+                }
             }
             if header == nil {
                 sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: false).joined(separator: "\t"))
@@ -61,6 +70,13 @@ struct Predict: ParsableCommand {
             line += String(format: ", %.2f s, %.1f molecules/s", summary.seconds,
                            Double(summary.molecules) / max(summary.seconds, 1e-9))
             log(line)
+            if byAtoms {
+                if bySize.overall.count == 0 {
+                    log("--by-atoms: no molecule has property values to compare with")
+                } else {
+                    log(bySize.table(unit: m.metadata["unit"], trainRange: m.metadata["train_atoms"].flatMap(parseAtomRange)))
+                }
+            }
         }
     }
 }
