@@ -32,7 +32,9 @@ let package = Package(
         ),
         .testTarget(
             name: "QuantumDeepFieldTests",
-            dependencies: ["QuantumDeepField"],
+            // The executable is a dependency so that tests can run `qdf` as a user would
+            // (signals, exit codes): it is built next to the test bundle.
+            dependencies: ["QuantumDeepField", "qdf"],
             path: "Tests/QuantumDeepFieldTests"
         ),
     ],
