@@ -112,6 +112,8 @@ public final class Trainer {
         let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: [:], seed: options.seed)
         try self.init(dataset: dataset, options: opts, model: model, run: try RunDirectory(creating: runDirectory))
         rng = RandomGenerator(seed: options.seed &+ 1)
+        // A checkpoint before the first batch: a run killed at any moment can be resumed.
+        try writeCheckpoint()
     }
 
     init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory) throws {
