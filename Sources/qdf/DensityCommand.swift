@@ -70,9 +70,9 @@ struct Density: ParsableCommand {
             let orbitalList = try orbitals.map { try parseIndices($0, separator: ",", what: "--orbitals") } ?? []
             let grid = CubeGrid.around(mol, resolution: spacing * bohrPerAngstrom, margin: margin)
             let result = try DensityCube.compute(field, grid: grid, orbitals: orbitalList.map { $0 - 1 })
-            log(String(format: "%@ (%@, N_e = %d): grid %d×%d×%d = %d points, ρ evaluated in %.3f s",
+            log(String(format: "%@ (%@, N_e = %d): grid %d×%d×%d = %d points, ρ evaluated in %.3f s (%.3f s CPU)",
                        mol.id, mol.formula, mol.electronCount, grid.counts[0], grid.counts[1], grid.counts[2],
-                       grid.pointCount, result.seconds))
+                       grid.pointCount, result.seconds, result.cpuSeconds))
             log(String(format: "normalization: s = %.6g e/bohr³ per model unit (∫ρ_model dV over the box = %.6g; scaled ∫ρ dV = %.4f = N_e)",
                        result.scale, result.rawIntegral, result.density.integral))
             let stem = (molecule as NSString).lastPathComponent.components(separatedBy: ".").first ?? "molecule"

@@ -19,17 +19,18 @@ public struct DensityCube: Sendable {
     public var scale: Double
     /// Σ ρ(r) ΔV before scaling (model units × bohr³).
     public var rawIntegral: Double
-    /// Wall time of the evaluation (s).
+    /// Wall time and process CPU time (all threads) of the evaluation (s).
     public var seconds: Double
+    public var cpuSeconds: Double
 
     /// Evaluates ρ (and the chosen 0-based orbitals) on `grid` (bohr).
     public static func compute(_ field: DensityField, grid: CubeGrid, orbitals: [Int] = []) throws -> DensityCube {
         for j in orbitals where j < 0 || j >= field.orbitalCount {
             throw QDFError("orbital \(j + 1) does not exist: the model has \(field.orbitalCount) orbitals (1…\(field.orbitalCount))")
         }
-        let t0 = Date()
+        let t0 = Date(), c0 = processCPUSeconds()
         let (rho, psi) = field.evaluate(count: grid.pointCount, orbitals: orbitals) { grid.point($0) * angstromPerBohr }
-        let seconds = Date().timeIntervalSince(t0)
+        let seconds = Date().timeIntervalSince(t0), cpu = processCPUSeconds() - c0
         var sum = 0.0
         for v in rho { sum += Double(v) }
         let raw = sum * grid.voxelVolume
@@ -46,8 +47,15 @@ public struct DensityCube: Sendable {
                                                  "sum of squares over all \(field.orbitalCount) orbitals = the density cube"],
                                       grid: grid, atoms: atoms, values: values.map { $0 * rs }))
         }
-        return DensityCube(density: density, orbitals: orbitalCubes, scale: s, rawIntegral: raw, seconds: seconds)
+        return DensityCube(density: density, orbitals: orbitalCubes, scale: s, rawIntegral: raw, seconds: seconds, cpuSeconds: cpu)
     }
+}
+
+/// CPU time of the process so far (user + system, all threads), in seconds.
+public func processCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
 /// ρ along the line through two atoms.

@@ -11,8 +11,10 @@ import Dispatch
 //   ρ(r)   = Σ_j ψ_j(r)²
 //
 // with b_k(r) = φ_k(r)/‖φ_:k‖ (P × N_o for a block of P points) and W = Ĉ scaled by
-// column (N_o × dim), so a block is one GEMM. At the field points ρ(r) is the engine's
-// ρ_i exactly (same Float arithmetic). ρ is in the model's own units: a per-grid-point
+// column (N_o × dim). ρ = Σ_j ψ_j² = bᵀ G b with G = W Wᵀ (N_o × N_o, formed once in
+// Double), so a block of ρ is one P × N_o × N_o GEMM (N_o ≪ dim: 108 vs 250 for benzene)
+// and chosen orbitals are one P × N_o × n_sel GEMM. At the field points ρ(r) equals the
+// engine's ρ_i up to Float rounding (basis values are computed exactly as the engine does). ρ is in the model's own units: a per-grid-point
 // quantity that sums to N_e over the field grid. `DensityCube` turns it into e/bohr³.
 
 public final class DensityField: @unchecked Sendable {
@@ -32,6 +34,8 @@ public final class DensityField: @unchecked Sendable {
     let basisNorm: [Float]
     /// W = Ĉ_kj · sqrt(N_e/dim)/‖Ψ_:j‖  (N_o × dim, row-major).
     let weights: [Float]
+    /// G = W Wᵀ (N_o × N_o), so that ρ(r) = b(r)ᵀ G b(r) without forming all dim orbitals.
+    let gram: [Float]
     /// Points per block.
     public static let blockSize = 2048
 
@@ -71,6 +75,15 @@ public final class DensityField: @unchecked Sendable {
         var w = cHat
         for k in 0..<no { for j in 0..<dim { w[k * dim + j] *= scale / psiNorm[j] } }
         weights = w
+        var gr = [Float](repeating: 0, count: no * no)
+        for k in 0..<no {
+            for l in k..<no {
+                var acc = 0.0
+                for j in 0..<dim { acc += Double(w[k * dim + j]) * Double(w[l * dim + j]) }
+                gr[k * no + l] = Float(acc); gr[l * no + k] = Float(acc)
+            }
+        }
+        gram = gr
     }
 
     /// The molecule's field-grid points (ångström), in the engine's order.
@@ -103,31 +116,48 @@ public final class DensityField: @unchecked Sendable {
         var xyz = [Double](repeating: 0, count: 3 * count)
         for n in 0..<count { let p = point(n); xyz[3 * n] = p.x; xyz[3 * n + 1] = p.y; xyz[3 * n + 2] = p.z }
         let dim = orbitalCount, no = basisCount
+        // W restricted to the chosen orbitals (N_o × n_sel).
+        var sel = [Float](repeating: 0, count: no * orbitals.count)
+        for k in 0..<no { for (o, j) in orbitals.enumerated() { sel[k * orbitals.count + o] = weights[k * dim + j] } }
+        let selected = sel
         xyz.withUnsafeBufferPointer { xyzp in
         rho.withUnsafeMutableBufferPointer { rhop in
         psiFlat.withUnsafeMutableBufferPointer { psip in
             let sendable = SendablePointers(rho: rhop.baseAddress!, xyz: xyzp.baseAddress!,
                                             psi: psip.baseAddress ?? rhop.baseAddress!)
+            let nsel = orbitals.count
             DispatchQueue.concurrentPerform(iterations: threads) { t in
                 let basis = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * no)
-                let psi = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * dim)
+                let prod = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * max(no, nsel))
                 let dist = UnsafeMutablePointer<Float>.allocate(capacity: molecule.atomCount)
-                defer { basis.deallocate(); psi.deallocate(); dist.deallocate() }
+                defer { basis.deallocate(); prod.deallocate(); dist.deallocate() }
                 var b = t
                 while b < blocks {
                     let start = b * DensityField.blockSize
                     let n = min(DensityField.blockSize, count - start)
-                    self.evaluateBlock(xyz: sendable.xyz + 3 * start, count: n, basis: basis, psi: psi, dist: dist)
+                    self.basisBlock(xyz: sendable.xyz + 3 * start, count: n, basis: basis, dist: dist)
+                    // ρ_i = b_iᵀ G b_i  (P × N_o GEMM, then row dots)
+                    gram.withUnsafeBufferPointer { g in
+                        BLAS.shared.sgemm(.none, .none, m: n, n: no, k: no, a: basis, lda: no, b: g.baseAddress!, ldb: no,
+                                          c: prod, ldc: no)
+                    }
                     let r = sendable.rho + start
                     for i in 0..<n {
-                        let row = psi + i * dim
+                        let x = basis + i * no, y = prod + i * no
                         var s: Float = 0
-                        for j in 0..<dim { s += row[j] * row[j] }
-                        r[i] = s
+                        for k in 0..<no { s += x[k] * y[k] }
+                        r[i] = max(s, 0)
                     }
-                    for (o, j) in orbitals.enumerated() {
-                        let dst = sendable.psi + o * count + start
-                        for i in 0..<n { dst[i] = psi[i * dim + j] }
+                    // Chosen orbitals: ψ_ij = b_i · W_:j.
+                    if nsel > 0 {
+                        selected.withUnsafeBufferPointer { w in
+                            BLAS.shared.sgemm(.none, .none, m: n, n: nsel, k: no, a: basis, lda: no, b: w.baseAddress!,
+                                              ldb: nsel, c: prod, ldc: nsel)
+                        }
+                        for o in 0..<nsel {
+                            let dst = sendable.psi + o * count + start
+                            for i in 0..<n { dst[i] = prod[i * nsel + o] }
+                        }
                     }
                     b += threads
                 }
@@ -136,10 +166,10 @@ public final class DensityField: @unchecked Sendable {
         return (rho, orbitals.indices.map { Array(psiFlat[($0 * count)..<(($0 + 1) * count)]) })
     }
 
-    /// ψ (count × dim) for a block of points.
-    private func evaluateBlock(xyz: UnsafePointer<Double>, count n: Int, basis: UnsafeMutablePointer<Float>,
-                               psi: UnsafeMutablePointer<Float>, dist: UnsafeMutablePointer<Float>) {
-        let no = basisCount, dim = orbitalCount, M = molecule.atomCount
+    /// b_ik = φ_k(r_i)/‖φ_:k‖ (count × N_o) for a block of points.
+    private func basisBlock(xyz: UnsafePointer<Double>, count n: Int, basis: UnsafeMutablePointer<Float>,
+                            dist: UnsafeMutablePointer<Float>) {
+        let no = basisCount, M = molecule.atomCount
         molecule.positions.withUnsafeBufferPointer { pos in
         atom.withUnsafeBufferPointer { atom in
         q.withUnsafeBufferPointer { q in
@@ -158,10 +188,6 @@ public final class DensityField: @unchecked Sendable {
                 }
             }
         }}}}}
-        weights.withUnsafeBufferPointer { w in
-            BLAS.shared.sgemm(.none, .none, m: n, n: dim, k: no, a: basis, lda: no, b: w.baseAddress!, ldb: dim,
-                              c: psi, ldc: dim)
-        }
     }
 }
 
