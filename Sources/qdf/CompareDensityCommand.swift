@@ -29,8 +29,16 @@ struct CompareDensity: ParsableCommand {
     @Option(help: "The two profiles as TSV (s, ours, reference).")
     var tsv: String?
 
+    @Option(help: "Also compare without the points closer than this to any atom (Å), i.e. without the nuclear cusps.")
+    var excludeCore: Double?
+
+    @Option(help: "Profile plot's y axis: linear or log.")
+    var profileScale = "log"
+
     func validate() throws {
         if (png != nil || tsv != nil) && profile == nil { throw ValidationError("--png/--tsv need --profile A-B") }
+        if let r = excludeCore, !(r > 0) { throw ValidationError("--exclude-core must be positive (Å)") }
+        guard ["linear", "log"].contains(profileScale) else { throw ValidationError("--profile-scale must be log or linear") }
     }
 
     func run() throws {
@@ -44,6 +52,14 @@ struct CompareDensity: ParsableCommand {
             let at = c.maxDeviationAt * angstromPerBohr
             print(String(format: "max |Δρ|\t%.4g e/bohr³ at (%.3f, %.3f, %.3f) Å", c.maxDeviation, at.x, at.y, at.z))
             print(String(format: "Pearson r\t%.4f", c.pearson))
+            if let r = excludeCore {
+                let v = try DensityComparison.compare(a, reference: b, excludingCores: r * bohrPerAngstrom)
+                print(String(format: "beyond %.2f Å of every nucleus (%d points, ours %.4f e, reference %.4f e):", r, v.points, v.integral, v.referenceIntegral))
+                print(String(format: "  integrated |Δρ| / N_e\t%.4f", v.relativeDifference))
+                let at = v.maxDeviationAt * angstromPerBohr
+                print(String(format: "  max |Δρ|\t%.4g e/bohr³ at (%.3f, %.3f, %.3f) Å", v.maxDeviation, at.x, at.y, at.z))
+                print(String(format: "  Pearson r\t%.4f", v.pearson))
+            }
             guard let spec = profile else { return }
             let ab = try parseIndices(spec, separator: "-", what: "--profile")
             guard ab.count == 2 else { throw QDFError("--profile takes two atoms A-B, e.g. 1-2") }
@@ -59,8 +75,10 @@ struct CompareDensity: ParsableCommand {
             }
             let la = "\(Element.symbol(a.atoms[ab[0] - 1].atomicNumber))\(ab[0])", lb = "\(Element.symbol(a.atoms[ab[1] - 1].atomicNumber))\(ab[1])"
             if let path = png {
-                try DensityProfile.plot([((ours as NSString).lastPathComponent, pa), ((reference as NSString).lastPathComponent, pb)],
-                                        title: "ρ along \(la)–\(lb)", atomLabels: (la, lb), bondLength: pa.bondLength).write(path: path)
+                try DensityProfile.plot([("ours: " + (ours as NSString).lastPathComponent, pa),
+                                         ("reference: " + (reference as NSString).lastPathComponent, pb)],
+                                        title: "ρ along \(la)–\(lb)", atomLabels: (la, lb), bondLength: pa.bondLength,
+                                        logY: profileScale == "log").write(path: path)
                 log("wrote \(path)")
             }
             if let path = tsv {

@@ -40,6 +40,9 @@ struct Density: ParsableCommand {
     @Option(help: "A reference profile TSV (s, ρ) to overlay on the profile plot (e.g. DFT).")
     var referenceProfile: String?
 
+    @Option(help: "Profile plot's y axis: linear or log.")
+    var profileScale = "linear"
+
     @Option(help: "A slice through atoms A,B,C (e.g. 1,2,3), or 'best' for the molecule's best plane.")
     var slice: String?
 
@@ -57,6 +60,16 @@ struct Density: ParsableCommand {
         }
         if orbitals != nil && cube == nil { throw ValidationError("--orbitals writes cubes: give --cube too") }
         if referenceProfile != nil && profile == nil { throw ValidationError("--reference-profile needs --profile") }
+        do {
+            if let o = orbitals { _ = try parseIndices(o, separator: ",", what: "--orbitals") }
+            if let p = profile, try parseIndices(p, separator: "-", what: "--profile").count != 2 {
+                throw ValidationError("--profile takes two atoms A-B, e.g. 1-2")
+            }
+            if let s = slice, s.lowercased() != "best", try parseIndices(s, separator: ",", what: "--slice").count != 3 {
+                throw ValidationError("--slice takes three atoms A,B,C (e.g. 1,2,3) or 'best'")
+            }
+        } catch let e as QDFError { throw ValidationError(e.message) }
+        guard ["linear", "log"].contains(profileScale) else { throw ValidationError("--profile-scale must be log or linear") }
         guard HeatMap.Scale(rawValue: sliceScale) != nil else { throw ValidationError("--slice-scale must be log or linear") }
     }
 
@@ -98,7 +111,8 @@ struct Density: ParsableCommand {
                 var series: [(name: String, profile: DensityProfile)] = [("QDF", prof)]
                 if let ref = referenceProfile { series.append(("reference (\((ref as NSString).lastPathComponent))", try DensityProfile.read(path: ref))) }
                 try DensityProfile.plot(series, title: "\(mol.id) \(mol.formula): ρ along \(labels.0)–\(labels.1)",
-                                        atomLabels: labels, bondLength: prof.bondLength).write(path: base + ".png")
+                                        atomLabels: labels, bondLength: prof.bondLength,
+                                        logY: profileScale == "log").write(path: base + ".png")
                 log("wrote \(base).tsv and \(base).png")
                 for (name, p) in series {
                     let peaks = p.peaks().map { String(format: "s = %.3f Å (ρ = %.4g)", p.s[$0], p.density[$0]) }
@@ -115,10 +129,11 @@ struct Density: ParsableCommand {
                 }
                 var map = DensitySlice.heatMap(field, plane: plane, scale: result.scale)
                 map.scale = HeatMap.Scale(rawValue: sliceScale)!
-                map.title = "\(mol.id) \(mol.formula): QDF ρ in the plane \(spec)"
+                map.title = "\(mol.id) \(mol.formula): QDF ρ in " + (spec.lowercased() == "best" ? "the best plane" : "the plane of atoms \(spec)")
                 let path = sliceOut ?? "\(stem)_slice.png"
                 try map.write(path: path)
-                log("wrote \(path)")
+                let inPlane = map.markers.filter(\.filled).map(\.label)
+                log("wrote \(path) (atoms within 0.3 Å of the plane, filled markers: \(inPlane.joined(separator: " ")))")
             }
         }
     }

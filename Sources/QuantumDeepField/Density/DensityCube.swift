@@ -109,14 +109,18 @@ public struct DensityProfile: Sendable, Equatable {
         if a == b { throw QDFError("a profile needs two different atoms (got \(a + 1) twice)") }
     }
 
-    /// Local maxima (index) above `fraction` of the profile's maximum.
-    public func peaks(fraction: Double = 0.05) -> [Int] {
-        let top = density.filter { !$0.isNaN }.max() ?? 0
+    /// Local maxima (indices) whose topographic prominence (height above the higher of the
+    /// two lowest points separating it from higher ground or the profile's ends) is at least
+    /// `prominence` times their value; ripples of interpolation are ignored.
+    public func peaks(prominence: Double = 0.01) -> [Int] {
+        let v = density
         var out = [Int]()
-        for i in 1..<max(1, density.count - 1) {
-            let v = density[i]
-            if v.isNaN { continue }
-            if v > density[i - 1] && v >= density[i + 1] && v >= fraction * top { out.append(i) }
+        for i in 1..<max(1, v.count - 1) where !v[i].isNaN && v[i] > v[i - 1] && v[i] >= v[i + 1] {
+            var leftMin = v[i], j = i - 1
+            while j >= 0 && !(v[j] > v[i]) { if !v[j].isNaN { leftMin = min(leftMin, v[j]) }; j -= 1 }
+            var rightMin = v[i], k = i + 1
+            while k < v.count && !(v[k] > v[i]) { if !v[k].isNaN { rightMin = min(rightMin, v[k]) }; k += 1 }
+            if v[i] - max(leftMin, rightMin) >= prominence * v[i] { out.append(i) }
         }
         return out
     }
@@ -261,14 +265,22 @@ public struct DensityComparison: Sendable {
     public var referenceIntegral: Double
 
     /// Compares `cube` with `reference` on `cube`'s grid; the reference is resampled
-    /// trilinearly when the grids differ (points outside its box are left out).
-    public static func compare(_ cube: CubeFile, reference: CubeFile) throws -> DensityComparison {
+    /// trilinearly when the grids differ (points outside its box are left out). Points
+    /// closer than `excludingCores` bohr to an atom of `cube` are left out too (0: none),
+    /// to compare the valence region without the nuclear cusps.
+    public static func compare(_ cube: CubeFile, reference: CubeFile, excludingCores radius: Double = 0) throws -> DensityComparison {
         let g = cube.grid, rg = reference.grid
         let same = g.counts == rg.counts && maxAbs(g.origin - rg.origin) < 1e-5
             && (0..<3).allSatisfy { maxAbs(g.axes[$0] - rg.axes[$0]) < 1e-6 }
         var n = 0, sa = 0.0, sb = 0.0, saa = 0.0, sbb = 0.0, sab = 0.0, absDiff = 0.0, maxDev = -1.0
         var maxAt = SIMD3<Double>()
+        let r2 = radius * radius
+        let centres = cube.atoms.map(\.position)
         for i in 0..<g.pointCount {
+            if r2 > 0 {
+                let p = g.point(i)
+                if centres.contains(where: { (($0 - p) * ($0 - p)).sum() < r2 }) { continue }
+            }
             let a = Double(cube.values[i])
             let b: Double
             if same { b = Double(reference.values[i]) }

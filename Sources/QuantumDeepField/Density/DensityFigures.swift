@@ -5,13 +5,14 @@ import Foundation
 extension DensityProfile {
     /// A line plot of one or more profiles (s in Å, ρ in e/bohr³) with the two atoms marked.
     public static func plot(_ profiles: [(name: String, profile: DensityProfile)], title: String,
-                            atomLabels: (String, String), bondLength: Double) -> LinePlot {
+                            atomLabels: (String, String), bondLength: Double, logY: Bool = false) -> LinePlot {
         var p = LinePlot(title: title, xLabel: "distance from atom \(atomLabels.0) along the bond (Å)",
                          yLabel: "ρ (e/bohr³)")
         for (i, x) in profiles.enumerated() {
             p.add(x.name, x: x.profile.s, y: x.profile.density, dashed: i > 0)
         }
         p.markers = [(0, atomLabels.0), (bondLength, atomLabels.1)]
+        p.logY = logY
         return p
     }
 }

@@ -29,6 +29,8 @@ public struct LinePlot: Sendable {
     /// Axis ranges; nil = from the data (y from 0 when all data are non-negative).
     public var xRange: ClosedRange<Double>? = nil
     public var yRange: ClosedRange<Double>? = nil
+    /// A logarithmic y axis (non-positive values are left out).
+    public var logY = false
 
     public init(title: String, xLabel: String, yLabel: String) {
         self.title = title
@@ -49,14 +51,18 @@ public struct LinePlot: Sendable {
     func ranges() -> (ClosedRange<Double>, ClosedRange<Double>) {
         var xlo = Double.infinity, xhi = -Double.infinity, ylo = Double.infinity, yhi = -Double.infinity
         for s in series {
-            for (x, y) in zip(s.x, s.y) where x.isFinite && y.isFinite {
+            for (x, y) in zip(s.x, s.y) where x.isFinite && y.isFinite && (!logY || y > 0) {
                 xlo = min(xlo, x); xhi = max(xhi, x); ylo = min(ylo, y); yhi = max(yhi, y)
             }
         }
         if !xlo.isFinite { xlo = 0; xhi = 1 }
         if !ylo.isFinite { ylo = 0; yhi = 1 }
-        if ylo >= 0 { ylo = 0 }
         if xhi <= xlo { xhi = xlo + 1 }
+        if logY {
+            if yhi <= ylo { yhi = ylo * 10 }
+            return (xRange ?? xlo...xhi, yRange ?? (ylo / 1.5)...(yhi * 1.5))
+        }
+        if ylo >= 0 { ylo = 0 }
         if yhi <= ylo { yhi = ylo + 1 }
         let pad = (yhi - ylo) * 0.05
         return (xRange ?? xlo...xhi, yRange ?? ylo...(yhi + pad))
@@ -73,10 +79,13 @@ public struct LinePlot: Sendable {
         let (xr, yr) = ranges()
         let left = 90.0, right = Double(width) - 25, top = 50.0, bottom = Double(height) - 65
         func px(_ x: Double) -> Double { left + (x - xr.lowerBound) / (xr.upperBound - xr.lowerBound) * (right - left) }
-        func py(_ y: Double) -> Double { bottom - (y - yr.lowerBound) / (yr.upperBound - yr.lowerBound) * (bottom - top) }
+        let ylo = logY ? log10(yr.lowerBound) : yr.lowerBound, yhi = logY ? log10(yr.upperBound) : yr.upperBound
+        func py(_ y: Double) -> Double { bottom - ((logY ? log10(y) : y) - ylo) / (yhi - ylo) * (bottom - top) }
         c.text(title, x: (left + right) / 2, y: 25, size: 16)
         // Grid and ticks.
-        let xt = niceTicks(xr.lowerBound, xr.upperBound, target: 8), yt = niceTicks(yr.lowerBound, yr.upperBound, target: 6)
+        let xt = niceTicks(xr.lowerBound, xr.upperBound, target: 8)
+        let yt = logY ? Swift.stride(from: ylo.rounded(.up), through: yhi, by: 1).map { pow(10, $0) }
+                      : niceTicks(yr.lowerBound, yr.upperBound, target: 6)
         let xstep = xt.count > 1 ? xt[1] - xt[0] : 1, ystep = yt.count > 1 ? yt[1] - yt[0] : 1
         for x in xt {
             c.line(px(x), top, px(x), bottom, width: 1, color: PlotColor(0.9, 0.9, 0.9))
@@ -86,7 +95,8 @@ public struct LinePlot: Sendable {
         for y in yt {
             c.line(left, py(y), right, py(y), width: 1, color: PlotColor(0.9, 0.9, 0.9))
             c.line(left - 5, py(y), left, py(y))
-            c.text(tickLabel(y, step: ystep), x: left - 8, y: py(y), size: 12, anchor: .right)
+            c.text(logY ? String(format: "1e%d", Int(log10(y).rounded())) : tickLabel(y, step: ystep),
+                   x: left - 8, y: py(y), size: 12, anchor: .right)
         }
         c.text(xLabel, x: (left + right) / 2, y: Double(height) - 20, size: 14)
         c.text(yLabel, x: 22, y: (top + bottom) / 2, size: 14, angle: -Double.pi / 2)
@@ -107,7 +117,7 @@ public struct LinePlot: Sendable {
             if s.dashed { cairo_set_dash(c.cr, [8, 5], 2, 0) } else { cairo_set_dash(c.cr, nil, 0, 0) }
             var pen = false
             for (x, y) in zip(s.x, s.y) {
-                guard x.isFinite && y.isFinite else { pen = false; continue }
+                guard x.isFinite && y.isFinite && (!logY || y > 0) else { pen = false; continue }
                 if pen { cairo_line_to(c.cr, px(x), py(y)) } else { cairo_move_to(c.cr, px(x), py(y)); pen = true }
             }
             cairo_stroke(c.cr)
