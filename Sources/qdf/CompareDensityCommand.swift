@@ -44,6 +44,10 @@ struct CompareDensity: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let a = try CubeFile.read(path: ours), b = try CubeFile.read(path: reference)
+            let sameAtoms = a.atoms.count == b.atoms.count && zip(a.atoms, b.atoms).allSatisfy {
+                $0.atomicNumber == $1.atomicNumber && (($0.position - $1.position) * ($0.position - $1.position)).sum() < 1e-4
+            }
+            if !sameAtoms { log("warning: the two cubes' atoms differ (elements, order or positions beyond 0.01 bohr)") }
             let c = try DensityComparison.compare(a, reference: b)
             print("points compared\t\(c.points) (\(String(format: "%.1f", 100 * c.coverage))% of \(ours)'s grid; \(c.sameGrid ? "same grid" : "reference resampled trilinearly"))")
             print(String(format: "N_e\t%d", c.electronCount))
