@@ -8,5 +8,6 @@ struct QDF: ParsableCommand {
         commandName: "qdf",
         abstract: "Quantum deep field: molecular energies and electron densities from atom positions.",
         version: qdfVersion,
-        subcommands: [Train.self, Predict.self, ReportCmd.self, ImportTorch.self, Bench.self, Info.self])
+        subcommands: [Train.self, Predict.self, Density.self, CompareDensity.self, ReportCmd.self,
+                      ImportTorch.self, Bench.self, Info.self])
 }
