@@ -8,5 +8,5 @@ struct QDF: ParsableCommand {
         commandName: "qdf",
         abstract: "Quantum deep field: molecular energies and electron densities from atom positions.",
         version: qdfVersion,
-        subcommands: [Predict.self, Info.self])
+        subcommands: [Predict.self, Info.self, Dataset.self])
 }
