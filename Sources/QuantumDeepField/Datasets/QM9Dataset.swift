@@ -200,42 +200,50 @@ public func pythonRepr(_ x: Double) -> String {
     if x.isNaN { return "nan" }
     if x.isInfinite { return x < 0 ? "-inf" : "inf" }
     if x == 0 { return x.sign == .minus ? "-0.0" : "0.0" }
-    // Digits and decimal exponent from Swift's shortest representation.
-    let d = abs(x).description
-    var digits = [Character](), exp10 = 0
-    var mantissa = Substring(d), expPart = 0
-    if let e = d.firstIndex(where: { $0 == "e" || $0 == "E" }) {
-        mantissa = d[..<e]
-        expPart = Int(d[d.index(after: e)...])!
+    // Digits and decimal exponent from Swift's shortest representation ("123.45", "1.5e-05").
+    let d = abs(x).description.utf8
+    var digits = [UInt8]()
+    digits.reserveCapacity(20)
+    var pointAt = -1, expPart = 0, expSign = 1, inExp = false
+    for c in d {
+        if inExp {
+            if c == UInt8(ascii: "-") { expSign = -1 } else if c != UInt8(ascii: "+") { expPart = expPart * 10 + Int(c - 48) }
+        } else if c == UInt8(ascii: ".") { pointAt = digits.count }
+        else if c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { inExp = true }
+        else { digits.append(c) }
     }
-    var pointAt: Int? = nil
-    for ch in mantissa {
-        if ch == "." { pointAt = digits.count } else { digits.append(ch) }
-    }
-    let intDigits = pointAt ?? digits.count
-    // Strip leading zeros (0.000123 -> 123 with exponent adjusted).
+    let intDigits = pointAt >= 0 ? pointAt : digits.count
     var lead = 0
-    while lead < digits.count - 1 && digits[lead] == "0" { lead += 1 }
-    digits.removeFirst(lead)
-    while digits.count > 1 && digits.last == "0" { digits.removeLast() }
-    // Value = 0.d1d2d3... × 10^(exp10): decimal point position relative to the first digit.
-    exp10 = intDigits - lead + expPart  // number of digits before the point
-    let sci = exp10 - 1  // exponent in d.ddd × 10^sci
-    var out = x < 0 ? "-" : ""
+    while lead < digits.count - 1 && digits[lead] == UInt8(ascii: "0") { lead += 1 }
+    var end = digits.count
+    while end - lead > 1 && digits[end - 1] == UInt8(ascii: "0") { end -= 1 }
+    let ds = digits[lead..<end]
+    // The value is 0.ds × 10^point: `point` digits stand before the decimal point.
+    let point = intDigits - lead + expSign * expPart
+    let sci = point - 1
+    var out = [UInt8]()
+    out.reserveCapacity(26)
+    if x < 0 { out.append(UInt8(ascii: "-")) }
     if sci < -4 || sci >= 16 {
-        out.append(digits[0])
-        if digits.count > 1 { out += "."; out += String(digits[1...]) }
-        out += sci < 0 ? "e-" : "e+"
+        out.append(ds.first!)
+        if ds.count > 1 { out.append(UInt8(ascii: ".")); out.append(contentsOf: ds.dropFirst()) }
+        out.append(UInt8(ascii: "e")); out.append(sci < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
         let a = abs(sci)
-        out += a < 10 ? "0\(a)" : "\(a)"
-    } else if exp10 <= 0 {
-        out += "0." + String(repeating: "0", count: -exp10) + String(digits)
-    } else if exp10 >= digits.count {
-        out += String(digits) + String(repeating: "0", count: exp10 - digits.count) + ".0"
+        if a < 10 { out.append(UInt8(ascii: "0")) }
+        out.append(contentsOf: String(a).utf8)
+    } else if point <= 0 {
+        out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "."))
+        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: -point))
+        out.append(contentsOf: ds)
+    } else if point >= ds.count {
+        out.append(contentsOf: ds)
+        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: point - ds.count))
+        out.append(UInt8(ascii: ".")); out.append(UInt8(ascii: "0"))
     } else {
-        out += String(digits[..<exp10]) + "." + String(digits[exp10...])
+        out.append(contentsOf: ds.prefix(point)); out.append(UInt8(ascii: "."))
+        out.append(contentsOf: ds.dropFirst(point))
     }
-    return out
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// SplitMix64: a small, fast, seedable generator (the split must not depend on the platform).
