@@ -32,6 +32,19 @@ public struct QM9Record: Sendable {
     public var origin: String
 
     public var atomCount: Int { atomicNumbers.count }
+
+    /// A record; `coordinateText` defaults to the shortest form of each coordinate.
+    public init(index: Int, atomicNumbers: [Int], positions: [SIMD3<Double>], coordinateText: [String]? = nil,
+                u0: Double, homo: Double, lumo: Double, origin: String) {
+        precondition(atomicNumbers.count == positions.count, "one position per atom")
+        self.index = index
+        self.id = qm9ID(index)
+        self.atomicNumbers = atomicNumbers
+        self.positions = positions
+        self.coordinateText = coordinateText ?? positions.flatMap { [pythonRepr($0.x), pythonRepr($0.y), pythonRepr($0.z)] }
+        self.u0 = u0; self.homo = homo; self.lumo = lumo
+        self.origin = origin
+    }
 }
 
 /// The canonical QM9 id of an index: 1 -> "dsgdb9nsd_000001".
@@ -253,7 +266,7 @@ public enum QM9Source {
             var ps = [SIMD3<Double>]()
             ps.reserveCapacity(zs.count)
             for a in 0..<zs.count { ps.append(SIMD3(values[3 * a], values[3 * a + 1], values[3 * a + 2])) }
-            out.append(QM9Record(index: idx, id: qm9ID(idx), atomicNumbers: zs, positions: ps, coordinateText: texts,
+            out.append(QM9Record(index: idx, atomicNumbers: zs, positions: ps, coordinateText: texts,
                                  u0: try number(cU0!, "InternalEnergy_0K_au"),
                                  homo: try number(cHomo!, "HOMO_au"), lumo: try number(cLumo!, "LUMO_au"),
                                  origin: "\(name):\(lines.lineNumber)"))
@@ -360,7 +373,7 @@ public enum QM9Source {
             throw err(2, "the file name says molecule \(fromName), its 'gdb' line says \(index)")
         }
         // Indices in the gdb line: homo 5, lumo 6, U0 10.
-        out.append(QM9Record(index: index, id: qm9ID(index), atomicNumbers: zs, positions: ps, coordinateText: texts,
+        out.append(QM9Record(index: index, atomicNumbers: zs, positions: ps, coordinateText: texts,
                              u0: props[10], homo: props[5], lumo: props[6], origin: "\(name):2"))
     }
 }
