@@ -114,6 +114,7 @@ struct Dataset: ParsableCommand {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 p.arguments = ["python3", "-m", "pip", "download", "--no-deps", "--dest", output, "qm9pack"]
+                p.standardOutput = FileHandle.standardError  // stdout carries only the wheel's path
                 try p.run()
                 p.waitUntilExit()
                 guard p.terminationStatus == 0 else {

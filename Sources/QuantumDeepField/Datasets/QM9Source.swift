@@ -320,10 +320,15 @@ public enum QM9Source {
 
     /// Parses one original QM9 .xyz file.
     static func parseOriginalXYZ(_ bytes: [UInt8], name: String, into out: inout [QM9Record]) throws {
+        // Split on bytes (a Character-level split costs more than the parsing).
         var lines = [Substring]()
-        let text = String(decoding: bytes, as: UTF8.self)
-        lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.hasSuffix("\r") ? $0.dropLast() : $0
+        lines.reserveCapacity(32)
+        var start = 0
+        for k in 0...bytes.count where k == bytes.count || bytes[k] == 10 {
+            var end = k
+            if end > start && bytes[end - 1] == 13 { end -= 1 }
+            lines.append(Substring(String(decoding: bytes[start..<end], as: UTF8.self)))
+            start = k + 1
         }
         func err(_ line: Int, _ msg: String) -> QDFError { QDFError(msg, file: name, line: line) }
         func toks(_ s: Substring) -> [Substring] { s.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
@@ -364,7 +369,7 @@ public enum QM9Source {
             zs.append(z); ps.append(p)
         }
         // Frequencies, SMILES and InChI follow; their absence means a truncated file.
-        let trailing = lines[(2 + n)...].filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.count
+        let trailing = lines[(2 + n)...].filter { $0.utf8.contains { $0 != 32 && $0 != 9 } }.count
         guard trailing >= 3 else {
             throw err(lines.count, "QM9 file ends before its frequency, SMILES and InChI lines (truncated?)")
         }
