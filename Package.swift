@@ -17,9 +17,12 @@ let package = Package(
                        providers: [.apt(["libcairo2-dev"]), .brew(["cairo"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        // libbz2 has no pkg-config file on Debian 12; the module map links -lbz2.
+        .systemLibrary(name: "CBzip2", path: "Sources/CBzip2",
+                       providers: [.apt(["libbz2-dev"]), .brew(["bzip2"])]),
         .target(
             name: "QuantumDeepField",
-            dependencies: ["CCairo", "CZlib"],
+            dependencies: ["CCairo", "CZlib", "CBzip2"],
             path: "Sources/QuantumDeepField"
         ),
         .executableTarget(
@@ -34,7 +37,7 @@ let package = Package(
             name: "QuantumDeepFieldTests",
             // The executable is a dependency so that tests can run `qdf` as a user would
             // (signals, exit codes): it is built next to the test bundle.
-            dependencies: ["QuantumDeepField", "qdf"],
+            dependencies: ["QuantumDeepField", "qdf", "CZlib"],
             path: "Tests/QuantumDeepFieldTests"
         ),
     ],

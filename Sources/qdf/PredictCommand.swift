@@ -4,7 +4,7 @@ import QuantumDeepField
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Predict properties of molecules (QDF text format or XYZ files).",
+        abstract: "Predict properties of molecules (QDF text, XYZ/extended XYZ, SDF/MOL; optionally .gz).",
         discussion: """
         Writes a TSV with columns ID, Correct, Predict, Error (Correct and Error only when \
         the input has property values; suffixed _0, _1, ... for several outputs). A summary \
@@ -14,8 +14,11 @@ struct Predict: ParsableCommand {
     @Option(name: .long, help: "The model file (safetensors).")
     var model: String
 
-    @Argument(help: "Molecule files: QDF text format (.txt) or XYZ (.xyz, multi-frame allowed).")
+    @Argument(help: "Molecule files: QDF text (.txt), XYZ or extended XYZ (.xyz, .extxyz, multi-frame), SDF/MOL V2000 (.sdf, .mol); .gz or .bz2 compressed too.")
     var inputs: [String]
+
+    @Option(name: .long, help: "Read this property as the correct value (extended XYZ key, SDF data item, QM9 .xyz name such as U0); repeatable.")
+    var property: [String] = []
 
     @Option(name: .shortAndLong, help: "Write the predictions here (default: standard output).")
     var output: String?
@@ -39,7 +42,7 @@ struct Predict: ParsableCommand {
             let m = try QDFModel.load(path: model)
             let predictor = Predictor(model: m, batchSize: batchSize)
             // Peek at the first molecule to know whether there are property values.
-            let readers = try inputs.map { try openMoleculeFile($0) }
+            let readers = try inputs.map { try openMoleculeFile($0, properties: property) }
             var sink = try OutputSink(path: output)
             var header: Bool? = nil
             var bySize = ErrorBySize(outputs: m.hyper.outputs)

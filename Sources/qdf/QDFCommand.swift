@@ -9,5 +9,5 @@ struct QDF: ParsableCommand {
         abstract: "Quantum deep field: molecular energies and electron densities from atom positions.",
         version: qdfVersion,
         subcommands: [Train.self, Predict.self, Density.self, CompareDensity.self, ReportCmd.self,
-                      ImportTorch.self, Bench.self, Info.self])
+                      DatasetCmd.self, ImportTorch.self, Bench.self, Info.self])
 }

@@ -51,8 +51,8 @@ public final class LineReader {
         buffer = [UInt8](repeating: 0, count: 1 << 16)
     }
 
-    /// Opens a file; files ending in .gz are decompressed when a gzip source is available.
-    nonisolated(unsafe) public static var sourceFactory: (String) throws -> ByteSource = { try FileByteSource(path: $0) }
+    /// Opens a file; files ending in .gz (gzip) or .bz2 (bzip2) are decompressed (`openByteSource`).
+    nonisolated(unsafe) public static var sourceFactory: (String) throws -> ByteSource = { try openByteSource($0) }
     static func openSource(_ path: String) throws -> ByteSource { try sourceFactory(path) }
 
     deinit { source.close() }

@@ -27,7 +27,18 @@ public enum Element {
 
     /// The atomic number of a symbol (case-insensitive: "C", "c", "CL", "Cl"), or nil.
     public static func atomicNumber(_ symbol: some StringProtocol) -> Int? {
-        numbers[symbol.lowercased()]
+        // Fast path for the organic elements (no lowercasing, no hashing).
+        if symbol.utf8.count == 1 {
+            switch symbol.utf8.first! {
+            case UInt8(ascii: "H"): return 1
+            case UInt8(ascii: "C"): return 6
+            case UInt8(ascii: "N"): return 7
+            case UInt8(ascii: "O"): return 8
+            case UInt8(ascii: "F"): return 9
+            default: break
+            }
+        }
+        return numbers[symbol.lowercased()]
     }
 
     /// The symbol of an atomic number; "Z<n>" outside the table.

@@ -61,8 +61,20 @@ func validate(_ m: Molecule, file: String, line: Int) throws {
     }
 }
 
+/// Remembers the ids a reader has returned, so a repeated id is reported with both lines.
+struct SeenIDs {
+    private var lineOf = [String: Int]()
+    mutating func check(_ id: String, file: String, line: Int) throws {
+        if let first = lineOf[id] {
+            throw QDFError("molecule id '\(id)' repeats (first at line \(first))", file: file, line: line)
+        }
+        lineOf[id] = line
+    }
+}
+
 public final class QDFTextReader: MoleculeReader {
     private let lines: LineReader
+    private var seen = SeenIDs()
     private var propertyCount: Int? = nil
     private var pending: String? = nil
 
@@ -108,6 +120,7 @@ public final class QDFTextReader: MoleculeReader {
         }
         let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
         try validate(m, file: lines.path, line: idLineNumber)
+        try seen.check(id, file: lines.path, line: idLineNumber)
         if let n = propertyCount, n != props.count {
             throw QDFError("molecule '\(id)' has \(props.count) property value\(props.count == 1 ? "" : "s"), earlier molecules have \(n)",
                            file: lines.path, line: lines.lineNumber)
@@ -117,58 +130,45 @@ public final class QDFTextReader: MoleculeReader {
     }
 }
 
-public final class XYZReader: MoleculeReader {
-    private let lines: LineReader
-    private let stem: String
-    private var frame = 0
-
-    public init(path: String) throws {
-        lines = try LineReader(path: path)
-        var name = path.split(separator: "/").last.map(String.init) ?? path
-        for ext in [".gz", ".xyz", ".extxyz"] where name.hasSuffix(ext) { name.removeLast(ext.count) }
-        stem = name
-    }
-
-    public func next() throws -> Molecule? {
-        var countLine: String? = nil
-        while let l = try lines.nextLine() {
-            if !l.trimmingCharacters(in: .whitespaces).isEmpty { countLine = l; break }
+/// Opens a molecule file by its extension, after an optional `.gz` or `.bz2`:
+/// `.xyz`/`.extxyz` (XYZ, multi-frame, extended XYZ, QM9's original files),
+/// `.sdf`/`.sd`/`.mol` (MDL V2000), anything else the QDF text format.
+/// - Parameter properties: names of the property values to read (extended XYZ `key=value`
+///   comment fields, SDF data items, QM9 `gdb` line names such as `U0` or `homo`).
+public func openMoleculeFile(_ path: String, properties: [String] = []) throws -> MoleculeReader {
+    switch moleculeFormat(path) {
+    case .xyz: return try XYZReader(path: path, properties: properties)
+    case .sdf: return try SDFReader(path: path, properties: properties)
+    case .qdf:
+        if !properties.isEmpty {
+            throw QDFError("property names (\(properties.joined(separator: ", "))) apply to XYZ and SDF files; the QDF text format has unnamed property values", file: path)
         }
-        guard let cl = countLine else { return nil }
-        let startLine = lines.lineNumber
-        let ct = tokens(cl)
-        guard ct.count == 1, let n = Int(ct[0]), n > 0 else {
-            throw lines.error("expected the number of atoms, found '\(cl.trimmingCharacters(in: .whitespaces))'")
-        }
-        guard let comment = try lines.nextLine() else {
-            throw lines.error("file ends before the comment line of frame \(frame + 1)")
-        }
-        frame += 1
-        let trimmed = comment.trimmingCharacters(in: .whitespaces)
-        let id = trimmed.isEmpty ? (frame == 1 ? stem : "\(stem)_\(frame)") : trimmed
-        var zs = [Int](), ps = [SIMD3<Double>]()
-        zs.reserveCapacity(n); ps.reserveCapacity(n)
-        for i in 0..<n {
-            guard let l = try lines.nextLine() else {
-                throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
-            }
-            let (z, p) = try parseAtomLine(tokens(l), allowExtra: true, lines: lines)
-            zs.append(z); ps.append(p)
-        }
-        let m = Molecule(id: id, atomicNumbers: zs, positions: ps)
-        try validate(m, file: lines.path, line: startLine)
-        return m
+        return try QDFTextReader(path: path)
     }
 }
 
-/// Opens a molecule file by its extension: .xyz (XYZ), anything else the QDF text format.
-public func openMoleculeFile(_ path: String) throws -> MoleculeReader {
-    let lower = path.lowercased()
-    if lower.hasSuffix(".xyz") || lower.hasSuffix(".xyz.gz") { return try XYZReader(path: path) }
-    return try QDFTextReader(path: path)
+public enum MoleculeFileFormat: Sendable { case qdf, xyz, sdf }
+
+/// The format `openMoleculeFile` would use for a path.
+public func moleculeFormat(_ path: String) -> MoleculeFileFormat {
+    var lower = (path.split(separator: "/").last.map(String.init) ?? path).lowercased()
+    for c in [".gz", ".bz2"] where lower.hasSuffix(c) { lower.removeLast(c.count) }
+    if lower.hasSuffix(".xyz") || lower.hasSuffix(".extxyz") { return .xyz }
+    if lower.hasSuffix(".sdf") || lower.hasSuffix(".sd") || lower.hasSuffix(".mol") { return .sdf }
+    return .qdf
+}
+
+/// The file name without folders and without its molecule-format and compression extensions.
+func fileStem(_ path: String) -> String {
+    var name = path.split(separator: "/").last.map(String.init) ?? path
+    for ext in [".gz", ".bz2"] where name.lowercased().hasSuffix(ext) { name.removeLast(ext.count) }
+    for ext in [".xyz", ".extxyz", ".sdf", ".sd", ".mol", ".txt"] where name.lowercased().hasSuffix(ext) {
+        name.removeLast(ext.count); break
+    }
+    return name
 }
 
 /// Reads every molecule of a file.
-public func readMolecules(_ path: String) throws -> [Molecule] {
-    try openMoleculeFile(path).readAll()
+public func readMolecules(_ path: String, properties: [String] = []) throws -> [Molecule] {
+    try openMoleculeFile(path, properties: properties).readAll()
 }
