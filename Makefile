@@ -1,7 +1,7 @@
 # qdf-swift: common tasks. `make test` is what CI runs.
 SWIFT ?= swift
 
-.PHONY: setup build release test demo clean
+.PHONY: setup build release test demo bench clean
 
 setup:
 	scripts/setup
@@ -14,6 +14,12 @@ release: setup
 
 test: setup
 	$(SWIFT) test -c release
+
+demo:
+	scripts/demo
+
+bench: release
+	.build/release/qdf bench
 
 clean:
 	rm -rf .build
