@@ -43,7 +43,7 @@ struct Predict: ParsableCommand {
             let predictor = Predictor(model: m, batchSize: batchSize)
             // Peek at the first molecule to know whether there are property values.
             let readers = try inputs.map { try openMoleculeFile($0, properties: property) }
-            var sink = try OutputSink(path: output)
+            let sink = try OutputSink(path: output)
             var header: Bool? = nil
             var bySize = ErrorBySize(outputs: m.hyper.outputs)
             var errors = [Double](repeating: 0, count: m.hyper.outputs)
@@ -51,16 +51,16 @@ struct Predict: ParsableCommand {
                 let withCorrect = !p.correct.isEmpty
                 if header == nil {
                     header = withCorrect
-                    sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: withCorrect).joined(separator: "\t"))
+                    try sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: withCorrect).joined(separator: "\t"))
                 }
-                sink.write(predictionRow(p, withCorrect: withCorrect && header == true))
+                try sink.write(predictionRow(p, withCorrect: withCorrect && header == true))
                 if byAtoms && p.correct.count == errors.count {
                     for q in errors.indices { errors[q] = Double(p.predicted[q]) - p.correct[q] }
                     bySize.add(atoms: p.atomCount, errors: errors)
                 }
             }
             if header == nil {
-                sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: false).joined(separator: "\t"))
+                try sink.write(predictionColumns(outputs: m.hyper.outputs, withCorrect: false).joined(separator: "\t"))
             }
             try sink.finish()
             for s in summary.skipped { log("skipped \(s.id): \(s.reason)") }
@@ -84,29 +84,24 @@ struct Predict: ParsableCommand {
     }
 }
 
-/// Lines to standard output, or to a file written atomically when done.
+/// Lines to standard output, or to a file written atomically when done (streamed
+/// through a temporary file, so memory stays constant).
 struct OutputSink {
-    let path: String?
-    var buffer = ""
+    let writer: AtomicTextWriter?
     init(path: String?) throws {
-        self.path = path
         if let p = path {
             let dir = (p as NSString).deletingLastPathComponent
             var isDir: ObjCBool = false
             if !dir.isEmpty && !(FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
                 throw QDFError("the output folder does not exist", file: p)
             }
-        }
-    }
-    mutating func write(_ line: String) {
-        if path == nil {
-            print(line)
+            writer = try AtomicTextWriter(path: p)
         } else {
-            buffer += line
-            buffer += "\n"
+            writer = nil
         }
     }
-    func finish() throws {
-        if let p = path { try writeAtomically(buffer, to: p) }
+    func write(_ line: String) throws {
+        if let w = writer { try w.write(line) } else { print(line) }
     }
+    func finish() throws { try writer?.commit() }
 }

@@ -40,3 +40,54 @@ public func writeAtomically(_ data: Data, to path: String) throws {
 public func writeAtomically(_ text: String, to path: String) throws {
     try writeAtomically(Data(text.utf8), to: path)
 }
+
+/// A text file written line by line into a temporary file beside the target and renamed
+/// over it by `commit()`; `abandon()` (or deinit without commit) removes the temporary
+/// file, so a failed job never leaves a partial file or clobbers an existing one.
+/// Memory stays constant however much is written.
+public final class AtomicTextWriter {
+    public let path: String
+    private let tmp: String
+    private var file: UnsafeMutablePointer<FILE>?
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp.\(getpid())"
+        guard let f = fopen(tmp, "w") else {
+            throw QDFError("cannot write: \(String(cString: strerror(errno)))", file: path)
+        }
+        file = f
+        setvbuf(f, nil, _IOFBF, 1 << 16)
+    }
+
+    public func write(_ line: String) throws {
+        guard let f = file else { return }
+        var ok = true
+        line.utf8CString.withUnsafeBufferPointer { p in
+            if fputs(p.baseAddress!, f) < 0 || fputc(10, f) < 0 { ok = false }
+        }
+        if !ok { throw QDFError("cannot write: \(String(cString: strerror(errno)))", file: path) }
+    }
+
+    public func commit() throws {
+        guard let f = file else { return }
+        file = nil
+        if fflush(f) != 0 || fsync(fileno(f)) != 0 {
+            let e = String(cString: strerror(errno)); fclose(f); unlink(tmp)
+            throw QDFError("cannot write: \(e)", file: path)
+        }
+        fclose(f)
+        if rename(tmp, path) != 0 {
+            let e = String(cString: strerror(errno)); unlink(tmp)
+            throw QDFError("cannot write (rename): \(e)", file: path)
+        }
+    }
+
+    public func abandon() {
+        if let f = file { fclose(f); file = nil; unlink(tmp) }
+    }
+
+    deinit { abandon() }
+}
