@@ -13,6 +13,8 @@ struct Info: ParsableCommand {
         try reportingErrors {
             print("qdf \(qdfVersion)")
             print(BLAS.shared.info.description)
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            print("parallelism: \(cores) molecule-parallel worker\(cores == 1 ? "" : "s") (one per core), BLAS threads per worker: \(BLAS.shared.threads)\(BLAS.shared.userSetThreads ? " (set in the environment)" : "")")
             if let path = model {
                 let m = try QDFModel.load(path: path)
                 let h = m.hyper

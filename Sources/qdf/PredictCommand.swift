@@ -32,6 +32,9 @@ struct Predict: ParsableCommand {
     @Option(help: "Molecules per batch.")
     var batchSize = 32
 
+    @Option(help: "Molecule-parallel workers (each with single-threaded BLAS); 1 uses one engine with multi-threaded BLAS. Default: the number of cores.")
+    var workers: Int?
+
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one molecule file") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
@@ -41,6 +44,7 @@ struct Predict: ParsableCommand {
         try reportingErrors {
             let m = try QDFModel.load(path: model)
             let predictor = Predictor(model: m, batchSize: batchSize)
+            if let w = workers { predictor.workers = max(1, w) }
             // Peek at the first molecule to know whether there are property values.
             let readers = try inputs.map { try openMoleculeFile($0, properties: property) }
             let sink = try OutputSink(path: output)

@@ -51,6 +51,27 @@ struct FastPathTests {
         }
     }
 
+    @Test("Molecule-parallel training step: same losses and updated parameters as one engine")
+    func parallelStep() throws {
+        let basis = try BasisSet("6-31G")
+        var dict = OrbitalDictionary()
+        for m in Self.molecules() { dict.add(m, basis: basis) }
+        let h = Hyperparameters(basisSet: basis, dim: 32, layerFunctional: 2, hiddenHK: 24, layerHK: 2)
+        let a = try QDFModel(hyper: h, dictionary: dict, seed: 4), b = try QDFModel(hyper: h, dictionary: dict, seed: 4)
+        let geoms = try Self.molecules().map { try a.geometry($0, withPotential: true) }
+        let serial = TrainingStep(model: a, workers: 1), parallel = TrainingStep(model: b, workers: 2)
+        let adamA = Adam(layout: a.layout, learningRate: 1e-3), adamB = Adam(layout: b.layout, learningRate: 1e-3)
+        for batch in [Array(geoms[0..<4]), Array(geoms[1..<6]), [geoms[2]]] {
+            let (ea, va) = serial.step(batch, adam: adamA, hkMap: true)
+            let (eb, vb) = parallel.step(batch, adam: adamB, hkMap: true)
+            #expect(abs(ea - eb) <= 1e-5 * ea && abs(va - vb) <= 1e-5 * va, "E \(ea) vs \(eb), V \(va) vs \(vb)")
+        }
+        // Adam normalizes steps, so rounding differences in tiny gradients can move a
+        // parameter by up to ~lr; compare against that scale.
+        let maxDiff = zip(a.parameters, b.parameters).map { abs($0 - $1) }.max() ?? 0
+        #expect(maxDiff < 3e-3, "largest parameter difference \(maxDiff)")
+    }
+
     @Test("Automatic choice folds QM9-sized molecules and not huge ones")
     func policy() {
         #expect(FirstLayerThroughBasis.pays(fieldCount: 56 * 18, orbitalCount: 9 * 14 + 9 * 4, dim: 250))

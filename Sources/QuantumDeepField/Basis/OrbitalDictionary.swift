@@ -51,6 +51,13 @@ public struct OrbitalDictionary: Sendable, Equatable {
         return out
     }
 
+    /// Why a molecule cannot be predicted (elements without learned orbitals), or nil.
+    public func refusal(_ m: Molecule, basis: BasisSet) -> String? {
+        let unknown = unknownElements(m, basis: basis)
+        guard !unknown.isEmpty else { return nil }
+        return "molecule '\(m.id)': the model has no learned orbitals for element\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (it knows \(elements(basis: basis).joined(separator: ", ")))"
+    }
+
     /// The elements the dictionary covers, for messages.
     public func elements(basis: BasisSet) -> [String] {
         (1..<Element.symbols.count).filter { z in

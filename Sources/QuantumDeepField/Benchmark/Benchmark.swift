@@ -58,20 +58,30 @@ public enum Benchmark {
         }
     }
 
-    /// GFLOP/s of sgemm for C[m×n] = A[m×k]·op(B), repeated for at least `seconds`.
-    public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, seconds: Double = 0.6) -> Double {
-        let a = Buffer(m * k), b = Buffer(k * n), c = Buffer(m * n)
-        var rng = RandomGenerator(seed: 1)
-        for i in 0..<(m * k) { a[i] = Float(rng.nextUnit()) }
-        for i in 0..<(k * n) { b[i] = Float(rng.nextUnit()) }
-        let blas = BLAS.shared
-        func run() { blas.sgemm(.none, transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: transB == .none ? n : k,
-                                c: c.pointer, ldc: n) }
-        run(); run()
-        var reps = 0
-        let start = Date()
-        while Date().timeIntervalSince(start) < seconds || reps < 3 { run(); reps += 1 }
-        return 2.0 * Double(m * n * k) * Double(reps) / Date().timeIntervalSince(start) / 1e9
+    /// GFLOP/s of sgemm for C[m×n] = A[m×k]·op(B), `copies` independent GEMMs running
+    /// at once on as many threads (qdf's molecule-parallel layout), for at least `seconds`.
+    public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, copies: Int = 1,
+                                seconds: Double = 0.6) -> Double {
+        let copies = max(1, copies)
+        var rates = [Double](repeating: 0, count: copies)
+        rates.withUnsafeMutableBufferPointer { rp in
+            let out = UnsafeTransfer(rp.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: copies) { w in
+                let a = Buffer(m * k), b = Buffer(k * n), c = Buffer(m * n)
+                var rng = RandomGenerator(seed: UInt64(1 + w))
+                for i in 0..<(m * k) { a[i] = Float(rng.nextUnit()) }
+                for i in 0..<(k * n) { b[i] = Float(rng.nextUnit()) }
+                let blas = BLAS.shared
+                func run() { blas.sgemm(.none, transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer,
+                                        ldb: transB == .none ? n : k, c: c.pointer, ldc: n) }
+                run(); run()
+                var reps = 0
+                let start = Date()
+                while Date().timeIntervalSince(start) < seconds || reps < 3 { run(); reps += 1 }
+                out.value[w] = 2.0 * Double(m * n * k) * Double(reps) / Date().timeIntervalSince(start) / 1e9
+            }
+        }
+        return rates.reduce(0, +)
     }
 
     public static func peakResidentMiB() -> Double {
@@ -84,18 +94,24 @@ public enum Benchmark {
     /// layers, batch 4); `trainMolecules` from `trainSet` (or synthetic 3–14-atom molecules),
     /// inference over `inferFile` streamed from disk (or synthetic 15–29-atom molecules).
     public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?, inferMolecules: Int,
+                           trainWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                           inferWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         var r = BenchmarkReport(blas: BLAS.shared.info, cores: ProcessInfo.processInfo.activeProcessorCount)
         // 1. The limit: sgemm at the shapes the model runs (functional/HK layers over a batch's grid
         //    points, the weight-gradient shape, and the evaluation batch).
         progress("sgemm at the model's shapes")
+        // One worker's share of a batch of 4 (2 molecules ≈ 1350 grid points), an evaluation
+        // batch of 32 molecules, and the weight-gradient shape; on every core at once.
+        let cores = r.cores
         let shapes: [(String, Int, Int, Int, Transpose)] = [
-            ("layer, batch of 4 (2700×250·250×250ᵀ)", 2700, 250, 250, .transpose),
-            ("weight gradient (250×2700·2700×250)", 250, 250, 2700, .none),
-            ("layer, eval batch of 32 (24000×250·250×250ᵀ)", 24000, 250, 250, .transpose),
+            ("layer, 2 molecules (1350×250·250×250ᵀ)", 1350, 250, 250, .transpose),
+            ("weight gradient (250×1350·1350×250)", 250, 250, 1350, .none),
+            ("layer, 32 molecules (21500×250·250×250ᵀ)", 21500, 250, 250, .transpose),
         ]
         for (label, m, n, k, t) in shapes {
-            r.gemm.append(.init(label: label, m: m, n: n, k: k, gflops: gemmRate(m: m, n: n, k: k, transB: t)))
+            r.gemm.append(.init(label: "\(label) ×\(cores)", m: m, n: n, k: k,
+                                gflops: gemmRate(m: m, n: n, k: k, transB: t, copies: cores)))
         }
         r.gemmLimit = r.gemm.map(\.gflops).max() ?? 0
 
@@ -108,19 +124,16 @@ public enum Benchmark {
         for m in train { dict.add(m, basis: basis) }
         for z in [1, 6, 7, 8, 9] { dict.add(Molecule(id: "", atomicNumbers: [z], positions: [.zero]), basis: basis) }
         let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, outputs: train[0].properties.count), dictionary: dict)
-        let engine = Engine(model: model)
+        let stepper = TrainingStep(model: model, workers: trainWorkers)
         let adam = Adam(layout: model.layout, learningRate: 1e-4)
-        let groups = ParameterGroups(model.layout)
-        var grad = [Float](repeating: 0, count: model.layout.totalCount)
         let geoms = try train.map { try model.geometry($0, withPotential: true) }
         // Warm-up (buffers grow to their size), then the timed pass.
-        _ = Trainer.step(Array(geoms.prefix(4)), engine: engine, adam: adam, groups: groups, gradient: &grad, hkMap: true)
+        _ = stepper.step(Array(geoms.prefix(4)), adam: adam, hkMap: true)
         let f0 = BLAS.shared.flopCount
         let t0 = Date()
         var i = 0
         while i < geoms.count {
-            _ = Trainer.step(Array(geoms[i..<min(i + 4, geoms.count)]), engine: engine, adam: adam, groups: groups,
-                             gradient: &grad, hkMap: true)
+            _ = stepper.step(Array(geoms[i..<min(i + 4, geoms.count)]), adam: adam, hkMap: true)
             i += 4
         }
         r.trainSeconds = Date().timeIntervalSince(t0)
@@ -129,7 +142,7 @@ public enum Benchmark {
 
         // 3. Inference (reading and geometry included), with the same model.
         progress("inference")
-        let predictor = Predictor(model: model, batchSize: 32)
+        let predictor = Predictor(model: model, batchSize: 32, workers: inferWorkers)
         let f1 = BLAS.shared.flopCount
         let t1 = Date()
         var summary: PredictionSummary

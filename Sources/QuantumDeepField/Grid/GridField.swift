@@ -81,8 +81,7 @@ public struct MoleculeGeometry: Sendable {
         for (a, z) in m.atomicNumbers.enumerated() {
             for f in basis.functions(atomicNumber: z) {
                 guard let t = dictionary[f.name] else {
-                    let unknown = dictionary.unknownElements(m, basis: basis)
-                    throw QDFError("molecule '\(m.id)': the model has no learned orbitals for element\(unknown.count == 1 ? "" : "s") \(unknown.joined(separator: ", ")) (it knows \(dictionary.elements(basis: basis).joined(separator: ", ")))")
+                    throw QDFError(dictionary.refusal(m, basis: basis) ?? "molecule '\(m.id)': unknown orbital \(f.name)")
                 }
                 atom.append(Int32(a)); type.append(Int32(t)); q.append(Int32(f.q))
             }

@@ -17,6 +17,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 
 /// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
 public enum Transpose: Sendable { case none, transpose }
@@ -44,6 +45,8 @@ public final class BLAS: @unchecked Sendable {
     private let setThreadsFn: SetIntFn?
     private let getThreadsFn: IntFn?
     public let info: BLASInfo
+    /// Whether the environment set BLAS's thread count (then qdf leaves it).
+    public let userSetThreads: Bool
 
     /// The process-wide BLAS, loaded on first use.
     public static let shared = BLAS()
@@ -86,12 +89,30 @@ public final class BLAS: @unchecked Sendable {
         let config = sym("openblas_get_config", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
         let core = sym("openblas_get_corename", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
         if sgemmFn == nil { loadedName = "builtin (portable Swift GEMM; install libopenblas0 for full speed)" }
+        // qdf parallelizes over molecules (one worker per core, each with its own
+        // engine), so BLAS itself runs single-threaded: faster on QDF's mid-sized GEMMs,
+        // no idle spinning during the scalar work, and results that do not depend on
+        // timing. A thread count the user set in the environment is left as is.
+        let env = ProcessInfo.processInfo.environment
+        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"].contains { env[$0] != nil }
+        if !userSetThreads { setThreadsFn?(1) }
         info = BLASInfo(library: loadedName, config: config, coreName: core,
                         threads: Int(getThreadsFn?() ?? 1), coreTypeSetting: decision)
     }
 
     /// Floating-point operations issued through `sgemm` (2·m·n·k each), for benchmarks.
-    public var flopCount: UInt64 = 0
+    public var flopCount: UInt64 { flops.load(ordering: .relaxed) }
+    private let flops = Atomic<UInt64>(0)
+
+    /// Runs `body`, which calls BLAS from several threads at once. BLAS is single-threaded
+    /// unless the user's environment asked otherwise; then it is limited to one thread for
+    /// the duration and restored (a process-wide setting: not for concurrent callers).
+    public func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        let before = threads
+        if before != 1 { setThreads(1) }
+        defer { if before != 1 { setThreads(before) } }
+        return try body()
+    }
 
     public var threads: Int { Int(getThreadsFn?() ?? 1) }
     public func setThreads(_ n: Int) { setThreadsFn?(Int32(n)) }
@@ -104,7 +125,7 @@ public final class BLAS: @unchecked Sendable {
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
-        flopCount &+= UInt64(2 * m * n * k)
+        flops.wrappingAdd(UInt64(2 * m * n * k), ordering: .relaxed)
         if k == 0 {
             if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }

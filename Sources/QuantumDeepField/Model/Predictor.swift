@@ -28,27 +28,70 @@ public final class Predictor {
     public let model: QDFModel
     public let engine: Engine
     public var batchSize: Int
+    /// Molecule-parallel workers: each runs its own engine on its share of a chunk with
+    /// single-threaded BLAS, so the scalar work (geometry, basis functions) is parallel too.
+    /// 1 runs one engine with multi-threaded BLAS instead.
+    public var workers: Int
+    private var engines: [Engine]
 
-    public init(model: QDFModel, batchSize: Int = 32) {
+    public init(model: QDFModel, batchSize: Int = 32,
+                workers: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))) {
         self.model = model
         self.engine = Engine(model: model)
         self.batchSize = batchSize
+        self.workers = max(1, workers)
+        engines = [engine]
+    }
+
+    /// Predicted values for molecules in memory, in order; unknown elements throw.
+    func values(_ molecules: ArraySlice<Molecule>) throws -> [[Float]] {
+        if workers <= 1 || molecules.count < 2 * batchSize {
+            var out = [[Float]]()
+            var i = molecules.startIndex
+            while i < molecules.endIndex {
+                let chunk = molecules[i..<min(i + batchSize, molecules.endIndex)]
+                out += engine.predict(try chunk.map { try model.geometry($0) })
+                i += batchSize
+            }
+            return out
+        }
+        while engines.count < workers { engines.append(Engine(model: model)) }
+        let n = workers
+        var parts = [[[Float]]](repeating: [], count: n)
+        let failure = LockedError()
+        let engines = UnsafeTransfer(self.engines)
+        let sharedModel = UnsafeTransfer(self.model)
+        let batchSize = self.batchSize
+        let mols = UnsafeTransfer(molecules)
+        parts.withUnsafeMutableBufferPointer { pp in
+            let out = UnsafeTransfer(pp.baseAddress!)
+            BLAS.shared.singleThreaded {
+                DispatchQueue.concurrentPerform(iterations: n) { w in
+                    let all = mols.value
+                    let lo = all.startIndex + all.count * w / n, hi = all.startIndex + all.count * (w + 1) / n
+                    var res = [[Float]]()
+                    var i = lo
+                    do {
+                        while i < hi {
+                            let chunk = all[i..<min(i + batchSize, hi)]
+                            res += engines.value[w].predict(try chunk.map { try sharedModel.value.geometry($0) })
+                            i += batchSize
+                        }
+                    } catch { failure.set(error) }
+                    out.value[w] = res
+                }
+            }
+        }
+        if let e = failure.error { throw e }
+        return parts.flatMap { $0 }
     }
 
     /// Predicts molecules held in memory (unknown elements throw).
     public func predict(_ molecules: [Molecule]) throws -> [Prediction] {
-        var out = [Prediction]()
-        var i = 0
-        while i < molecules.count {
-            let chunk = Array(molecules[i..<min(i + batchSize, molecules.count)])
-            let geoms = try chunk.map { try model.geometry($0) }
-            let values = engine.predict(geoms)
-            for (m, v) in zip(chunk, values) {
-                out.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
-            }
-            i += batchSize
+        let v = try values(molecules[...])
+        return zip(molecules, v).map { m, v in
+            Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties)
         }
-        return out
     }
 
     /// Streams every molecule of the readers through the model. Molecules with elements
@@ -60,10 +103,11 @@ public final class Predictor {
         summary.absoluteErrorSum = [Double](repeating: 0, count: P)
         summary.squaredErrorSum = [Double](repeating: 0, count: P)
         let start = Date()
-        var pending = [Molecule](), geoms = [MoleculeGeometry]()
+        var pending = [Molecule]()
+        let chunkSize = batchSize * max(1, workers) * 4
         func flush() throws {
-            guard !geoms.isEmpty else { return }
-            let values = engine.predict(geoms)
+            guard !pending.isEmpty else { return }
+            let values = try self.values(pending[...])
             for (m, v) in zip(pending, values) {
                 let p = Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties)
                 if m.properties.count == P {
@@ -78,21 +122,18 @@ public final class Predictor {
                 try handle(p)
             }
             pending.removeAll(keepingCapacity: true)
-            geoms.removeAll(keepingCapacity: true)
         }
         for reader in readers {
             while let m = try reader.next() {
                 if !m.properties.isEmpty && m.properties.count != P {
                     throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model predicts \(P)")
                 }
-                do {
-                    geoms.append(try model.geometry(m))
-                    pending.append(m)
-                } catch let e as QDFError where skipUnknown {
-                    summary.skipped.append((m.id, e.message))
-                    continue
+                if let message = model.dictionary.refusal(m, basis: model.basis) {
+                    if skipUnknown { summary.skipped.append((m.id, message)); continue }
+                    throw QDFError(message)
                 }
-                if geoms.count == batchSize { try flush() }
+                pending.append(m)
+                if pending.count == chunkSize { try flush() }
             }
         }
         try flush()

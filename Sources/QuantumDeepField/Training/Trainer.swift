@@ -83,8 +83,8 @@ public final class Trainer {
     public let model: QDFModel
     public let adam: Adam
     let groups: ParameterGroups
-    let engine: Engine
-    let evalEngine: Engine
+    let stepper: TrainingStep
+    let evalEngines: [Engine]
     var rng: RandomGenerator
     /// The learning curve so far.
     public private(set) var records: [EpochRecord] = []
@@ -99,7 +99,6 @@ public final class Trainer {
     var trainGeometry: GeometryStore
     var valGeometry: GeometryStore
     var testGeometry: GeometryStore
-    var gradient: [Float]
 
     /// A new run.
     public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String) throws {
@@ -128,10 +127,9 @@ public final class Trainer {
         for (k, v) in options.metadata { model.metadata[k] = v }
         adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
         groups = ParameterGroups(model.layout)
-        engine = Engine(model: model)
-        evalEngine = Engine(model: model)
+        stepper = TrainingStep(model: model)
+        evalEngines = (0..<max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))).map { _ in Engine(model: model) }
         rng = RandomGenerator(seed: options.seed &+ 1)
-        gradient = [Float](repeating: 0, count: model.layout.totalCount)
         let budget = options.cacheBytes
         trainGeometry = try GeometryStore(model: model, molecules: dataset.train, withPotential: options.hkMap, budget: budget)
         valGeometry = try GeometryStore(model: model, molecules: dataset.val, withPotential: false,
@@ -210,58 +208,49 @@ public final class Trainer {
 
     /// One mini-batch: the E step, then the V step. Returns (Loss_E, Loss_V).
     func step(_ geoms: [MoleculeGeometry]) throws -> (Double, Double) {
-        let (lossE, lossV) = Trainer.step(geoms, engine: engine, adam: adam, groups: groups, gradient: &gradient,
-                                          hkMap: options.hkMap)
+        let (lossE, lossV) = stepper.step(geoms, adam: adam, hkMap: options.hkMap)
         if !lossE.isFinite || !lossV.isFinite {
             throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
         }
         return (lossE, lossV)
     }
 
-    /// The training step of spec section 8 on one mini-batch: forward the E path,
-    /// back-propagate Loss_E, one Adam step on the E tensors; then forward again with the
-    /// updated parameters, the V path, back-propagate Loss_V, one Adam step on the V
-    /// tensors. Returns (Loss_E, Loss_V); Loss_V is 0 without the HK map.
-    public static func step(_ geoms: [MoleculeGeometry], engine: Engine, adam: Adam, groups: ParameterGroups,
-                            gradient: inout [Float], hkMap: Bool) -> (Double, Double) {
-        let model = engine.model
-        let count = gradient.count
-        let lossE: Double = gradient.withUnsafeMutableBufferPointer { g in
-            g.baseAddress!.update(repeating: 0, count: count)
-            return engine.energyLossAndGradient(geoms, grad: g.baseAddress!)
-        }
-        gradient.withUnsafeBufferPointer { g in
-            adam.step(parameters: &model.parameters, gradient: g.baseAddress!, tensors: groups.energy)
-        }
-        guard hkMap else { return (lossE, 0) }
-        let lossV: Double = gradient.withUnsafeMutableBufferPointer { g in
-            g.baseAddress!.update(repeating: 0, count: count)
-            return engine.potentialLossAndGradient(geoms, grad: g.baseAddress!)
-        }
-        gradient.withUnsafeBufferPointer { g in
-            adam.step(parameters: &model.parameters, gradient: g.baseAddress!, tensors: groups.potential)
-        }
-        return (lossE, lossV)
-    }
-
-    /// MAE (over molecules × outputs) and the predictions TSV rows.
+    /// MAE (over molecules × outputs) and the predictions TSV rows. Molecule-parallel:
+    /// each worker predicts a contiguous share with its own engine.
     func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
-        var rows = [Prediction]()
-        rows.reserveCapacity(molecules.count)
-        var abs = 0.0, n = 0
-        let chunk = 32
-        var i = 0
-        while i < molecules.count {
-            let idx = Array(i..<min(i + chunk, molecules.count))
-            let values = evalEngine.predict(try store.geometries(idx))
-            for (k, v) in zip(idx, values) {
-                let m = molecules[k]
-                for q in 0..<v.count { abs += Swift.abs(Double(v[q]) - m.properties[q]); n += 1 }
-                rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
+        let n = evalEngines.count
+        var values = [[[Float]]](repeating: [], count: n)
+        let failure = LockedError()
+        let engines = UnsafeTransfer(evalEngines), storeRef = UnsafeTransfer(store)
+        let count = molecules.count
+        values.withUnsafeMutableBufferPointer { vp in
+            let out = UnsafeTransfer(vp.baseAddress!)
+            let body: @Sendable (Int) -> Void = { (w: Int) in
+                var res = [[Float]]()
+                var i = count * w / n
+                let hi = count * (w + 1) / n
+                do {
+                    while i < hi {
+                        let idx = Array(i..<min(i + 32, hi))
+                        res += engines.value[w].predict(try storeRef.value.geometries(idx))
+                        i += 32
+                    }
+                } catch { failure.set(error) }
+                out.value[w] = res
             }
-            i += chunk
+            if n == 1 { body(0) } else {
+                BLAS.shared.singleThreaded { DispatchQueue.concurrentPerform(iterations: n, execute: body) }
+            }
         }
-        return (abs / Double(max(n, 1)), rows)
+        if let e = failure.error { throw e }
+        var rows = [Prediction]()
+        rows.reserveCapacity(count)
+        var abs = 0.0, terms = 0
+        for (m, v) in zip(molecules, values.joined()) {
+            for q in 0..<v.count { abs += Swift.abs(Double(v[q]) - m.properties[q]); terms += 1 }
+            rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
+        }
+        return (abs / Double(max(terms, 1)), rows)
     }
 
     // MARK: - Checkpoints
