@@ -81,19 +81,24 @@ public final class Predictor {
             geoms.removeAll(keepingCapacity: true)
         }
         for reader in readers {
+            var read = 0
             while let m = try reader.next() {
+                read += 1
                 if !m.properties.isEmpty && m.properties.count != P {
-                    throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model predicts \(P)")
+                    throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model predicts \(P)",
+                                   file: reader.path, line: reader.moleculeLine)
                 }
                 do {
                     geoms.append(try model.geometry(m))
                     pending.append(m)
-                } catch let e as QDFError where skipUnknown {
+                } catch let e as QDFError {
+                    if !skipUnknown { throw QDFError(e.message, file: reader.path, line: reader.moleculeLine) }
                     summary.skipped.append((m.id, e.message))
                     continue
                 }
                 if geoms.count == batchSize { try flush() }
             }
+            if read == 0 { throw QDFError("no molecules in the file", file: reader.path) }
         }
         try flush()
         summary.seconds = Date().timeIntervalSince(start)

@@ -22,6 +22,8 @@ public final class SDFReader: MoleculeReader {
     private let properties: [String]
     private var seen = SeenIDs()
     private var record = 0
+    public var path: String { lines.path }
+    public private(set) var moleculeLine = 0
 
     /// - Parameter properties: names of SD data items to read as property values.
     public init(path: String, properties: [String] = []) throws {
@@ -144,6 +146,7 @@ public final class SDFReader: MoleculeReader {
         let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
         try validate(m, file: lines.path, line: startLine)
         try seen.check(id, file: lines.path, line: startLine)
+        moleculeLine = startLine
         return m
     }
 }

@@ -22,6 +22,8 @@ public final class XYZReader: MoleculeReader {
     private let properties: [String]
     private var seen = SeenIDs()
     private var frame = 0
+    public var path: String { lines.path }
+    public private(set) var moleculeLine = 0
 
     /// - Parameter properties: names of property values to read for each frame (an error
     ///   names the frame that lacks one).
@@ -129,6 +131,7 @@ public final class XYZReader: MoleculeReader {
         let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
         try validate(m, file: lines.path, line: startLine)
         try seen.check(id, file: lines.path, line: startLine)
+        moleculeLine = startLine
         return m
     }
 
