@@ -89,6 +89,25 @@ struct FuzzRegressionTests {
         }
     }
 
+    /// Found by the XYZ fuzzer: an atom count of 6,640,000,003 made the reader reserve
+    /// 53 GB before reading a single atom line; SDF had the same pattern.
+    @Test("Huge atom counts in XYZ and SDF files are refused without reserving memory for them")
+    func hugeAtomCounts() throws {
+        let dir = try TemporaryDirectory()
+        let xyz = try dir.write("big.xyz", "6640000003\nwater\nO 0 0 0\nH 1 0 0\n")
+        let sdf = try dir.write("big.sdf", "x\n\n\n  +9000000000 0  0  0  0  0  0  0  0  0999 V2000\n    0.0000    0.0000    0.0000 C   0\n")
+        for (path, message) in [(xyz, "file ends after 2 of 6640000003 atoms"), (sdf, "file ends after 1 of 9000000000 atoms")] {
+            do {
+                _ = try readMolecules(path)
+                Issue.record("\(path): accepted")
+            } catch let e as QDFError {
+                #expect(e.file == path && e.message.contains(message), "\(e)")
+            }
+        }
+        let found = Self.corpus + "/xyz/regression-huge-atom-count.xyz"
+        #expect(throws: QDFError.self) { _ = try readMolecules(found) }
+    }
+
     /// Cube headers that claim more than the file can hold, found reviewing the cube
     /// fuzzer's target: refused before allocating (they used to trap or allocate gigabytes).
     @Test("Cube headers claiming huge grids or atom counts are refused without allocating")

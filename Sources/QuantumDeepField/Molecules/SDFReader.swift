@@ -71,7 +71,8 @@ public final class SDFReader: MoleculeReader {
             throw lines.error("expected a V2000 counts line (atoms, bonds, ... V2000), found '\(counts)'")
         }
         var zs = [Int](), ps = [SIMD3<Double>]()
-        zs.reserveCapacity(na); ps.reserveCapacity(na)
+        // The count comes from the file: reserve no more than a plausible molecule needs.
+        zs.reserveCapacity(min(na, 4096)); ps.reserveCapacity(min(na, 4096))
         for i in 0..<na {
             guard let l = try lines.nextLine() else {
                 throw lines.error("file ends after \(i) of \(na) atoms of record '\(id)'")

@@ -102,7 +102,8 @@ public final class XYZReader: MoleculeReader {
         }
 
         var zs = [Int](), ps = [SIMD3<Double>]()
-        zs.reserveCapacity(n); ps.reserveCapacity(n)
+        // The count comes from the file: reserve no more than a plausible molecule needs.
+        zs.reserveCapacity(min(n, 4096)); ps.reserveCapacity(min(n, 4096))
         for i in 0..<n {
             guard let l = try lines.nextLine() else {
                 throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
