@@ -108,6 +108,34 @@ struct FuzzRegressionTests {
         #expect(throws: QDFError.self) { _ = try readMolecules(found) }
     }
 
+    /// Found by the pickle fuzzer (as a leak): a list appended to itself through the memo is
+    /// a reference cycle that is never freed. Such pickles are refused and the cycle broken.
+    @Test("A pickle whose list or dict contains itself is refused")
+    func selfContainingPickle() throws {
+        // PROTO 2, EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: l = []; l.append(l)
+        let list: [UInt8] = [0x80, 2, 0x5d, 0x71, 0, 0x68, 0, 0x61, 0x2e]
+        // EMPTY_DICT, BINPUT 0, BINUNICODE "k", BINGET 0, SETITEM, STOP: d = {}; d["k"] = d
+        let dict: [UInt8] = [0x80, 2, 0x7d, 0x71, 0, 0x58, 1, 0, 0, 0, 0x6b, 0x68, 0, 0x73, 0x2e]
+        for bytes in [list, dict] {
+            do {
+                _ = try TorchImport.parseOrbitalDictionary(bytes, path: "self.pkl")
+                Issue.record("accepted")
+            } catch let e as QDFError {
+                #expect(e.file == "self.pkl" && e.message.contains("contains itself"), "\(e)")
+            }
+        }
+        // A list shared twice (not a cycle) is fine: ([], memo 0) then (l, l) as a tuple in a dict value.
+        let shared: [UInt8] = [0x80, 2, 0x7d, 0x58, 1, 0, 0, 0, 0x6b, 0x5d, 0x71, 0, 0x68, 0, 0x86, 0x73, 0x2e]
+        do {
+            _ = try TorchImport.parseOrbitalDictionary(shared, path: "shared.pkl")
+        } catch let e as QDFError {
+            #expect(!e.message.contains("contains itself"), "\(e)")
+        }
+        let found = Self.corpus + "/pickle/regression-self-containing.pkl"
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: found)))
+        #expect(throws: QDFError.self) { _ = try TorchImport.parseOrbitalDictionary(bytes, path: found) }
+    }
+
     /// Cube headers that claim more than the file can hold, found reviewing the cube
     /// fuzzer's target: refused before allocating (they used to trap or allocate gigabytes).
     @Test("Cube headers claiming huge grids or atom counts are refused without allocating")
