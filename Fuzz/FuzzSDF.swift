@@ -5,7 +5,8 @@ public func fuzzSDF(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         for m in try readMolecules(path) { precondition(m.atomCount > 0 && m.positions.count == m.atomCount) }
     }
     withFuzzFile(data, size, extension: "sdf") { path in
-        for m in try readMolecules(path, properties: ["energy"]) { precondition(m.properties.count >= 1)  // a data item may hold several values }
+        // A data item may hold several values.
+        for m in try readMolecules(path, properties: ["energy"]) { precondition(m.properties.count >= 1) }
     }
     return 0
 }

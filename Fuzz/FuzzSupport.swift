@@ -7,7 +7,7 @@ func withFuzzFile(_ data: UnsafePointer<UInt8>, _ size: Int, extension ext: Stri
                   _ body: (String) throws -> Void) {
     let path = NSTemporaryDirectory() + "qdf-fuzz-\(getpid())." + ext
     let d = Data(bytes: data, count: size)
-    FileManager.default.createFile(atPath: path, contents: d)
+    guard FileManager.default.createFile(atPath: path, contents: d) else { fatalError("cannot write \(path)") }
     defer { unlink(path) }
     do { try body(path) } catch is QDFError {
         // A clear error is the expected outcome for most inputs.

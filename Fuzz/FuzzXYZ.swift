@@ -6,7 +6,8 @@ public func fuzzXYZ(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         for m in try readMolecules(path) { precondition(m.atomCount > 0 && m.positions.count == m.atomCount) }
     }
     withFuzzFile(data, size, extension: "xyz") { path in
-        for m in try readMolecules(path, properties: ["energy", "U0"]) { precondition(m.properties.count >= 2)  // a property may hold several values }
+        // A property may hold several values.
+        for m in try readMolecules(path, properties: ["energy", "U0"]) { precondition(m.properties.count >= 2) }
     }
     return 0
 }
