@@ -208,12 +208,16 @@ public struct CubeFile: Sendable, Equatable {
         guard c1 != nil, c2 != nil else { throw s.error("file ends inside the two comment lines") }
         var header = try s.numbers(4, what: "'N_atoms origin_x origin_y origin_z'")
         guard let na = Int(exactly: header[0]) else { throw s.error("the number of atoms is not an integer") }
+        // Each atom needs a line of its own: a count beyond the file's size is corrupt (and
+        // is refused before any allocation).
+        guard na.magnitude <= UInt(s.bytes.count) else { throw s.error("\(na) atoms cannot fit in a file of \(s.bytes.count) bytes") }
         let origin = SIMD3(header[1], header[2], header[3])
         var axes = [SIMD3<Double>](), counts = [Int]()
         var angstrom = false
         for d in 0..<3 {
             header = try s.numbers(4, what: "'N_\(["x", "y", "z"][d]) step_x step_y step_z'")
             guard let n = Int(exactly: header[0]), n != 0 else { throw s.error("grid count must be a non-zero integer") }
+            guard n.magnitude <= UInt(s.bytes.count) else { throw s.error("grid count \(n) cannot fit in a file of \(s.bytes.count) bytes") }
             if n < 0 { angstrom = true }
             counts.append(abs(n))
             axes.append(SIMD3(header[1], header[2], header[3]))
@@ -232,17 +236,21 @@ public struct CubeFile: Sendable, Equatable {
             guard let m = t.first.flatMap({ Int($0) }) else { throw s.error("expected the orbital-index line 'm id…'") }
             guard m == 1 else { throw s.error("orbital cube with \(m) values per point: only one is supported") }
         }
+        let (xy, o1) = counts[0].multipliedReportingOverflow(by: counts[1])
+        let (_, o2) = xy.multipliedReportingOverflow(by: counts[2])
+        guard !o1, !o2 else { throw s.error("a grid of \(counts[0])×\(counts[1])×\(counts[2]) values cannot fit in a file of \(s.bytes.count) bytes") }
         let grid = CubeGrid(origin: origin * unit, axes: axes.map { $0 * unit }, counts: counts)
         let total = grid.pointCount
-        var values = [Float](repeating: 0, count: total)
-        try values.withUnsafeMutableBufferPointer { v in
-            for n in 0..<total {
-                guard let x = s.nextValue() else {
-                    if s.badToken != nil { throw s.error("value is not a number: '\(s.badToken!)'") }
-                    throw s.error("file ends after \(n) of \(total) values (\(counts[0])×\(counts[1])×\(counts[2]))")
-                }
-                v[n] = x
+        // Memory for the values the rest of the file can hold at most (a digit and a
+        // separator each): a corrupt header never causes a huge allocation.
+        var values = [Float]()
+        values.reserveCapacity(min(total, (s.bytes.count - s.pos + 1) / 2))
+        for n in 0..<total {
+            guard let x = s.nextValue() else {
+                if s.badToken != nil { throw s.error("value is not a number: '\(s.badToken!)'") }
+                throw s.error("file ends after \(n) of \(total) values (\(counts[0])×\(counts[1])×\(counts[2]))")
             }
+            values.append(x)
         }
         if s.hasMoreTokens() { throw s.error("more values than the \(counts[0])×\(counts[1])×\(counts[2]) grid holds") }
         return CubeFile(comments: [c1!, c2!], grid: grid, atoms: atoms, values: values)
@@ -325,7 +333,8 @@ struct CubeScanner {
             let cstr = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
             var endp: UnsafeMutablePointer<CChar>? = nil
             let v = strtod(cstr, &endp)
-            guard endp == cstr + n, v.isFinite else { return nil }
+            // Finite as a Float too: 1e300 is a number but not a density value we can hold.
+            guard endp == cstr + n, v.isFinite, Float(v).isFinite else { return nil }
             return Float(v)
         }
         if value == nil {

@@ -124,17 +124,21 @@ public final class Predictor {
             pending.removeAll(keepingCapacity: true)
         }
         for reader in readers {
+            var read = 0
             while let m = try reader.next() {
+                read += 1
                 if !m.properties.isEmpty && m.properties.count != P {
-                    throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model predicts \(P)")
+                    throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model predicts \(P)",
+                                   file: reader.path, line: reader.moleculeLine)
                 }
                 if let message = model.dictionary.refusal(m, basis: model.basis) {
                     if skipUnknown { summary.skipped.append((m.id, message)); continue }
-                    throw QDFError(message)
+                    throw QDFError(message, file: reader.path, line: reader.moleculeLine)
                 }
                 pending.append(m)
                 if pending.count == chunkSize { try flush() }
             }
+            if read == 0 { throw QDFError("no molecules in the file", file: reader.path) }
         }
         try flush()
         summary.seconds = Date().timeIntervalSince(start)

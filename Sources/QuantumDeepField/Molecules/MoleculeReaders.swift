@@ -17,6 +17,10 @@ import Foundation
 public protocol MoleculeReader: AnyObject {
     /// The next molecule, or nil at the end of the input.
     func next() throws -> Molecule?
+    /// The file being read (for error messages about its molecules).
+    var path: String { get }
+    /// The line where the molecule `next()` returned last starts (0 before the first).
+    var moleculeLine: Int { get }
 }
 
 extension MoleculeReader {
@@ -77,6 +81,8 @@ public final class QDFTextReader: MoleculeReader {
     private var seen = SeenIDs()
     private var propertyCount: Int? = nil
     private var pending: String? = nil
+    public var path: String { lines.path }
+    public private(set) var moleculeLine = 0
 
     public init(path: String) throws { lines = try LineReader(path: path) }
 
@@ -105,7 +111,8 @@ public final class QDFTextReader: MoleculeReader {
             if sawProperties {
                 throw lines.error("unexpected line after the property line of molecule '\(id)' (a blank line must end each molecule)")
             }
-            if Element.atomicNumber(t[0]) != nil || parseNumber(t[0]) == nil {
+            // A line starting with a number (finite or not: 'nan', 'inf') is the property line.
+            if Element.atomicNumber(t[0]) != nil || Double(t[0]) == nil {
                 let (z, p) = try parseAtomLine(t, allowExtra: false, lines: lines)
                 zs.append(z); ps.append(p)
             } else {
@@ -126,6 +133,7 @@ public final class QDFTextReader: MoleculeReader {
                            file: lines.path, line: lines.lineNumber)
         }
         propertyCount = props.count
+        moleculeLine = idLineNumber
         return m
     }
 }

@@ -22,6 +22,8 @@ public final class SDFReader: MoleculeReader {
     private let properties: [String]
     private var seen = SeenIDs()
     private var record = 0
+    public var path: String { lines.path }
+    public private(set) var moleculeLine = 0
 
     /// - Parameter properties: names of SD data items to read as property values.
     public init(path: String, properties: [String] = []) throws {
@@ -69,7 +71,8 @@ public final class SDFReader: MoleculeReader {
             throw lines.error("expected a V2000 counts line (atoms, bonds, ... V2000), found '\(counts)'")
         }
         var zs = [Int](), ps = [SIMD3<Double>]()
-        zs.reserveCapacity(na); ps.reserveCapacity(na)
+        // The count comes from the file: reserve no more than a plausible molecule needs.
+        zs.reserveCapacity(min(na, 4096)); ps.reserveCapacity(min(na, 4096))
         for i in 0..<na {
             guard let l = try lines.nextLine() else {
                 throw lines.error("file ends after \(i) of \(na) atoms of record '\(id)'")
@@ -144,6 +147,7 @@ public final class SDFReader: MoleculeReader {
         let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
         try validate(m, file: lines.path, line: startLine)
         try seen.check(id, file: lines.path, line: startLine)
+        moleculeLine = startLine
         return m
     }
 }

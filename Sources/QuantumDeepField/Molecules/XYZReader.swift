@@ -22,6 +22,8 @@ public final class XYZReader: MoleculeReader {
     private let properties: [String]
     private var seen = SeenIDs()
     private var frame = 0
+    public var path: String { lines.path }
+    public private(set) var moleculeLine = 0
 
     /// - Parameter properties: names of property values to read for each frame (an error
     ///   names the frame that lacks one).
@@ -100,7 +102,8 @@ public final class XYZReader: MoleculeReader {
         }
 
         var zs = [Int](), ps = [SIMD3<Double>]()
-        zs.reserveCapacity(n); ps.reserveCapacity(n)
+        // The count comes from the file: reserve no more than a plausible molecule needs.
+        zs.reserveCapacity(min(n, 4096)); ps.reserveCapacity(min(n, 4096))
         for i in 0..<n {
             guard let l = try lines.nextLine() else {
                 throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
@@ -129,6 +132,7 @@ public final class XYZReader: MoleculeReader {
         let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
         try validate(m, file: lines.path, line: startLine)
         try seen.check(id, file: lines.path, line: startLine)
+        moleculeLine = startLine
         return m
     }
 

@@ -72,6 +72,8 @@ public final class PickleDictionary {
         }
     }
 
+    func removeAll() { entries.removeAll(); index.removeAll() }
+
     public subscript(key: String) -> PickleValue? { index[.string(key)].map { entries[$0].value } }
 }
 
@@ -126,6 +128,10 @@ public struct Unpickler {
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
     private var opcodeStart = 0
+    /// Every list and dictionary built by the current `load`: a hostile pickle can make one
+    /// contain itself (APPEND of a memoized list to itself), a reference cycle that would
+    /// never be freed; `load` refuses such values and empties these containers.
+    private let created = CreatedContainers()
 
     /// Bounds for hostile input: the deepest stack and the largest memo accepted.
     static let maxStack = 1 << 20
@@ -240,7 +246,7 @@ public struct Unpickler {
         switch g {
         case .orderedDict:
             guard a.isEmpty else { throw fail("OrderedDict is called with arguments; only OrderedDict() is supported") }
-            return .dictionary(PickleDictionary(ordered: true))
+            return .dictionary(created.dictionary(ordered: true))
         case .storageType(let t):
             throw fail("torch.\(t.name) is called directly; storages must come through persistent ids")
         case .rebuildTensorV2:
@@ -269,8 +275,27 @@ public struct Unpickler {
 
     // MARK: - The opcode loop
 
-    /// Reads opcodes up to STOP and returns the pickled value.
+    /// Reads opcodes up to STOP and returns the pickled value. A value that contains itself
+    /// is refused (and its cycles broken, so that nothing leaks).
     public mutating func load() throws -> PickleValue {
+        created.reset()
+        defer { created.reset() }
+        do {
+            let v = try loadOpcodes()
+            if let problem = created.structureProblem(v) {
+                created.breakCycles()
+                throw fail(problem)
+            }
+            return v
+        } catch {
+            // A partial value may hold cycles too.
+            stack.removeAll(); memo.removeAll()
+            created.breakCycles()
+            throw error
+        }
+    }
+
+    private mutating func loadOpcodes() throws -> PickleValue {
         stack.removeAll()
         marks.removeAll()
         memo.removeAll()
@@ -297,9 +322,9 @@ public struct Unpickler {
             case 0x87: // TUPLE3
                 let c = try pop(), b = try pop(), a = try pop()
                 try push(.tuple([a, b, c]))
-            case 0x5d: try push(.list(PickleList())) // EMPTY_LIST
+            case 0x5d: try push(.list(created.list())) // EMPTY_LIST
             case 0x6c: // LIST
-                let l = PickleList()
+                let l = created.list()
                 l.items = try popToMark()
                 try push(.list(l))
             case 0x61: // APPEND
@@ -310,11 +335,11 @@ public struct Unpickler {
                 let items = try popToMark()
                 guard case .list(let l)? = stack.last else { throw fail("APPENDS to something that is not a list") }
                 l.items += items
-            case 0x7d: try push(.dictionary(PickleDictionary(ordered: false))) // EMPTY_DICT
+            case 0x7d: try push(.dictionary(created.dictionary(ordered: false))) // EMPTY_DICT
             case 0x64: // DICT
                 let items = try popToMark()
                 guard items.count % 2 == 0 else { throw fail("DICT with an odd number of items") }
-                let d = PickleDictionary(ordered: false)
+                let d = created.dictionary(ordered: false)
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(try key(items[i]), items[i + 1]) }
                 try push(.dictionary(d))
             case 0x73: // SETITEM
@@ -388,5 +413,67 @@ public struct Unpickler {
                     + ": this reader accepts only what a state_dict or a str → int dictionary needs")
             }
         }
+    }
+}
+
+/// The containers an Unpickler built, to detect and break reference cycles.
+final class CreatedContainers {
+    private var lists: [PickleList] = []
+    private var dictionaries: [PickleDictionary] = []
+
+    func list() -> PickleList { let l = PickleList(); lists.append(l); return l }
+    func dictionary(ordered: Bool) -> PickleDictionary {
+        let d = PickleDictionary(ordered: ordered); dictionaries.append(d); return d
+    }
+    func reset() { lists.removeAll(); dictionaries.removeAll() }
+
+    /// Empties every container built, which breaks any cycle among them.
+    func breakCycles() {
+        for l in lists { l.items.removeAll() }
+        for d in dictionaries { d.removeAll() }
+        reset()
+    }
+
+    /// The most values a structure may unfold to (tuples shared through the memo are
+    /// counted each time they appear): state dicts have thousands.
+    static let maxUnfoldedValues = 1 << 22
+
+    /// Why `v` is refused: it reaches a container from inside itself, or unfolds to more than
+    /// `maxUnfoldedValues` values; nil when it is fine (iterative depth-first search).
+    func structureProblem(_ v: PickleValue) -> String? {
+        if lists.isEmpty && dictionaries.isEmpty { return nil }
+        let cycle = "the pickle holds a list or dict that contains itself; state dicts and orbital dictionaries never do"
+        var steps = 0
+        enum Step { case enter(PickleValue), leave(ObjectIdentifier) }
+        var onPath = Set<ObjectIdentifier>(), done = Set<ObjectIdentifier>()
+        var work: [Step] = [.enter(v)]
+        while let step = work.popLast() {
+            steps += 1
+            if steps > Self.maxUnfoldedValues { return "the pickle unfolds to more than \(Self.maxUnfoldedValues) values" }
+            switch step {
+            case .leave(let id):
+                onPath.remove(id); done.insert(id)
+            case .enter(let value):
+                switch value {
+                case .tuple(let items):
+                    for x in items { work.append(.enter(x)) }
+                case .list(let l):
+                    let id = ObjectIdentifier(l)
+                    if onPath.contains(id) { return cycle }
+                    if done.contains(id) { continue }
+                    onPath.insert(id); work.append(.leave(id))
+                    for x in l.items { work.append(.enter(x)) }
+                case .dictionary(let d):
+                    let id = ObjectIdentifier(d)
+                    if onPath.contains(id) { return cycle }
+                    if done.contains(id) { continue }
+                    onPath.insert(id); work.append(.leave(id))
+                    for e in d.entries { work.append(.enter(e.value)) }
+                default:
+                    break
+                }
+            }
+        }
+        return nil
     }
 }

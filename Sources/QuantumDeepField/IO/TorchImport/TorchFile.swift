@@ -187,6 +187,9 @@ public enum TorchFile {
         return out
     }
 
+    /// The most elements a view with repeated elements (stride 0) may have (64 MiB of float32).
+    public static let maxExpandedElements = 1 << 24
+
     /// Copies a strided float32 view into a contiguous row-major tensor, after checking
     /// that every element it touches lies inside its storage (view).
     static func gather(_ t: TorchTensorReference, bytes: [UInt8], storageStart: Int, name: String,
@@ -206,6 +209,13 @@ public enum TorchFile {
             }
         }
         let available = t.storage.viewCount
+        // A view has more elements than its storage only by repeating them (stride 0,
+        // torch.expand). Such views are limited to `maxExpandedElements`, so that the
+        // allocation below is bounded by the file's size or that limit.
+        guard count <= available || count <= maxExpandedElements else {
+            throw fail("size \(t.shape) with stride \(t.strides) has \(count) elements, more than its storage's \(available) "
+                + "and than the \(maxExpandedElements) an expanded view may have")
+        }
         if count > 0 {
             guard last < available else {
                 throw fail("size \(t.shape), stride \(t.strides) and offset \(t.storageOffset) reach element \(last) "
