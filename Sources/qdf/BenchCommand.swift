@@ -42,8 +42,8 @@ func benchTable(_ r: BenchmarkReport) -> String {
     s += String(format: "  %d molecules in %.2f s: %.1f molecules/s, %.1f GFLOP/s = %.0f%% of the limit\n\n",
                 r.inferMolecules, r.inferSeconds, r.inferMoleculesPerSecond, r.inferAchievedGFLOPS,
                 100 * r.inferAchievedGFLOPS / max(r.gemmLimit, 1e-9))
-    s += "inference time against molecule size\n  atoms   ms/molecule\n"
-    for p in r.scaling { s += String(format: "  %5d   %8.2f\n", p.atoms, p.msPerMolecule) }
+    s += "inference time against molecule size\n  atoms   molecules   ms/molecule\n"
+    for p in r.scaling { s += String(format: "  %5d   %9d   %8.2f\n", p.atoms, p.molecules, p.msPerMolecule) }
     s += String(format: "  linear fit: %.3f ms + %.3f ms/atom, R² = %.3f\n\n", r.scalingFit.intercept, r.scalingFit.slope, r.scalingFit.r2)
     s += String(format: "peak resident memory: %.0f MiB", r.peakResidentMiB)
     return s
@@ -60,7 +60,7 @@ func benchJSON(_ r: BenchmarkReport) -> String {
         "infer": ["molecules": r.inferMolecules, "seconds": r.inferSeconds, "molecules_per_s": r.inferMoleculesPerSecond,
                   "gflops": r.inferAchievedGFLOPS, "fraction_of_limit": r.inferAchievedGFLOPS / max(r.gemmLimit, 1e-9),
                   "source": r.inferSource],
-        "scaling": r.scaling.map { ["atoms": $0.atoms, "ms_per_molecule": $0.msPerMolecule] },
+        "scaling": r.scaling.map { ["atoms": $0.atoms, "molecules": $0.molecules, "ms_per_molecule": $0.msPerMolecule] },
         "scaling_fit": ["intercept_ms": r.scalingFit.intercept, "slope_ms_per_atom": r.scalingFit.slope, "r2": r.scalingFit.r2],
         "peak_resident_mib": r.peakResidentMiB,
     ]

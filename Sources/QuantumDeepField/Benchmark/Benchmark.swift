@@ -160,15 +160,28 @@ public enum Benchmark {
         r.inferGFLOPs = Double(BLAS.shared.flopCount - f1) / 1e9
         r.inferMolecules = summary.molecules
 
-        // 4. Inference time against molecule size.
+        // 4. Inference time against molecule size: the --infer file's molecules grouped by
+        //    atom count (sizes with at least 24 molecules), or synthetic ones of 15–29 atoms.
         progress("scaling with molecule size")
-        for atoms in stride(from: 15, through: 29, by: 2) {
-            let mols = syntheticMolecules(count: 64, atoms: atoms...atoms, seed: UInt64(100 + atoms))
-            _ = try predictor.predict(Array(mols.prefix(8)))
+        var groups = [Int: [Molecule]]()
+        if let file = inferFile {
+            for m in try readMolecules(file) where model.dictionary.refusal(m, basis: model.basis) == nil {
+                groups[m.atomCount, default: []].append(m)
+            }
+            groups = groups.filter { $0.value.count >= 24 }
+        } else {
+            for atoms in stride(from: 15, through: 29, by: 2) {
+                groups[atoms] = syntheticMolecules(count: 64, atoms: atoms...atoms, seed: UInt64(100 + atoms))
+            }
+        }
+        for atoms in groups.keys.sorted() {
+            let mols = Array(groups[atoms]!.prefix(128))
+            _ = try predictor.predict(Array(mols.prefix(16)))
             let t = Date()
             _ = try predictor.predict(mols)
             r.scaling.append(.init(atoms: atoms, molecules: mols.count, msPerMolecule: 1000 * Date().timeIntervalSince(t) / Double(mols.count)))
         }
+        guard r.scaling.count >= 2 else { r.peakResidentMiB = peakResidentMiB(); return r }
         let xs = r.scaling.map { Double($0.atoms) }, ys = r.scaling.map(\.msPerMolecule)
         let n = Double(xs.count), mx = xs.reduce(0, +) / n, my = ys.reduce(0, +) / n
         let sxy = zip(xs, ys).map { ($0 - mx) * ($1 - my) }.reduce(0, +), sxx = xs.map { ($0 - mx) * ($0 - mx) }.reduce(0, +)
