@@ -45,7 +45,7 @@ public final class Predictor {
 
     /// Predicted values for molecules in memory, in order; unknown elements throw.
     func values(_ molecules: ArraySlice<Molecule>) throws -> [[Float]] {
-        if workers <= 1 || molecules.count < 2 * batchSize {
+        if workers <= 1 || molecules.count < 2 * workers {
             var out = [[Float]]()
             var i = molecules.startIndex
             while i < molecules.endIndex {
