@@ -72,6 +72,54 @@ struct FastPathTests {
         #expect(maxDiff < 3e-3, "largest parameter difference \(maxDiff)")
     }
 
+    @Test("Large molecules in chunks (bounded memory) give the whole-molecule predictions")
+    func chunkedLargeMolecules() throws {
+        let basis = try BasisSet("6-31G")
+        var dict = OrbitalDictionary()
+        for m in Self.molecules() { dict.add(m, basis: basis) }
+        for op in [Readout.sum, .mean] {
+            let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, operation: op, outputs: 1), dictionary: dict, seed: 8)
+            let whole = Engine(model: model).predict(try Self.molecules().map { try model.geometry($0) })
+            for (m, w) in zip(Self.molecules(), whole) {
+                let chunked = try LargeMolecule.predict(m, model: model, chunkRows: 37)
+                #expect(abs(chunked[0] - w[0]) <= 1e-4 * max(1, abs(w[0])), "\(op) \(m.id): chunked \(chunked[0]) vs \(w[0])")
+            }
+            // The predictor routes molecules above its threshold to the chunked path, in order.
+            let predictor = Predictor(model: model)
+            predictor.largeMoleculeValues = LargeMolecule.regularValues(Self.molecules()[3], model: model)
+            let routed = try predictor.predict(Self.molecules())
+            for (r, w) in zip(routed, whole) { #expect(abs(r.predicted[0] - w[0]) <= 1e-4 * max(1, abs(w[0]))) }
+        }
+    }
+
+    static func lattice(_ nx: Int, _ ny: Int, _ nz: Int) -> Molecule {
+        var zs = [Int](), ps = [SIMD3<Double>]()
+        for x in 0..<nx { for y in 0..<ny { for z in 0..<nz {
+            zs.append((x + y + z) % 3 == 0 ? 6 : 1); ps.append(SIMD3(1.5 * Double(x), 1.5 * Double(y), 1.5 * Double(z)))
+        } } }
+        return Molecule(id: "lattice\(nx * ny * nz)", atomicNumbers: zs, positions: ps)
+    }
+
+    @Test("Big molecules: routed to the chunked path by size; a 100-atom lattice predicts the same both ways")
+    func bigMolecules() throws {
+        let basis = try BasisSet("6-31G")
+        var dict = OrbitalDictionary()
+        dict.add(Self.lattice(2, 2, 2), basis: basis)
+        // With the reference width, 400 atoms exceed the default threshold and 29 do not.
+        let wide = try QDFModel(hyper: Hyperparameters(basisSet: basis), dictionary: dict, seed: 2)
+        let threshold = Predictor(model: wide).largeMoleculeValues
+        #expect(LargeMolecule.regularValues(Self.lattice(8, 10, 5), model: wide) > threshold)
+        #expect(LargeMolecule.regularValues(Self.lattice(1, 1, 29), model: wide) < threshold)
+        let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, dim: 32, layerFunctional: 2, hiddenHK: 8, layerHK: 1),
+                                 dictionary: dict, seed: 2)
+        let big = Self.lattice(5, 5, 4)
+        let whole = Engine(model: model).predict([try model.geometry(big)])[0][0]
+        let predictor = Predictor(model: model)
+        predictor.largeMoleculeValues = 1
+        let chunked = try predictor.predict([big])[0].predicted[0]
+        #expect(whole.isFinite && abs(chunked - whole) <= 1e-4 * max(1, abs(whole)), "chunked \(chunked) vs whole \(whole)")
+    }
+
     @Test("Automatic choice folds QM9-sized molecules and not huge ones")
     func policy() {
         #expect(FirstLayerThroughBasis.pays(fieldCount: 56 * 18, orbitalCount: 9 * 14 + 9 * 4, dim: 250))

@@ -43,8 +43,24 @@ public final class Predictor {
         engines = [engine]
     }
 
+    /// Molecules whose whole-molecule working set exceeds this many Float values (64M =
+    /// 256 MB; ~300 atoms) are predicted in chunks by `LargeMolecule`, in bounded memory.
+    public var largeMoleculeValues = 64 << 20
+
     /// Predicted values for molecules in memory, in order; unknown elements throw.
     func values(_ molecules: ArraySlice<Molecule>) throws -> [[Float]] {
+        if molecules.contains(where: { LargeMolecule.regularValues($0, model: model) > largeMoleculeValues }) {
+            var out = [[Float]](), regular = [Molecule](), slots = [Int]()
+            for m in molecules {
+                if LargeMolecule.regularValues(m, model: model) > largeMoleculeValues {
+                    out.append(try LargeMolecule.predict(m, model: model))
+                } else {
+                    slots.append(out.count); out.append([]); regular.append(m)
+                }
+            }
+            for (slot, v) in zip(slots, try values(regular[...])) { out[slot] = v }
+            return out
+        }
         if workers <= 1 || molecules.count < 2 * workers {
             var out = [[Float]]()
             var i = molecules.startIndex
