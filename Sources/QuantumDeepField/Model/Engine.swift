@@ -295,3 +295,38 @@ public final class Engine {
         }
     }
 }
+
+extension Engine {
+    /// Predicts `count` molecules (0..<count) in contiguous shares, one engine per share
+    /// running concurrently (BLAS single-threaded), `batchSize` molecules at a time;
+    /// `geometries` gives the geometry of a range of molecules. Results keep the order.
+    /// The first error thrown by any share is rethrown.
+    static func predictInShares(engines: [Engine], count: Int, batchSize: Int,
+                                geometries: @escaping @Sendable (Range<Int>) throws -> [MoleculeGeometry]) throws -> [[Float]] {
+        let n = max(1, min(engines.count, count))
+        var parts = [[[Float]]](repeating: [], count: n)
+        let failure = LockedError()
+        let shared = UnsafeTransfer(engines)
+        parts.withUnsafeMutableBufferPointer { pp in
+            let out = UnsafeTransfer(pp.baseAddress!)
+            let body: @Sendable (Int) -> Void = { w in
+                var res = [[Float]]()
+                var i = count * w / n
+                let hi = count * (w + 1) / n
+                do {
+                    while i < hi {
+                        let end = min(i + batchSize, hi)
+                        res += shared.value[w].predict(try geometries(i..<end))
+                        i = end
+                    }
+                } catch { failure.set(error) }
+                out.value[w] = res
+            }
+            if n == 1 { body(0) } else {
+                BLAS.shared.singleThreaded { DispatchQueue.concurrentPerform(iterations: n, execute: body) }
+            }
+        }
+        if let e = failure.error { throw e }
+        return parts.flatMap { $0 }
+    }
+}

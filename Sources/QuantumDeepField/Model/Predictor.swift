@@ -61,45 +61,12 @@ public final class Predictor {
             for (slot, v) in zip(slots, try values(regular[...])) { out[slot] = v }
             return out
         }
-        if workers <= 1 || molecules.count < 2 * workers {
-            var out = [[Float]]()
-            var i = molecules.startIndex
-            while i < molecules.endIndex {
-                let chunk = molecules[i..<min(i + batchSize, molecules.endIndex)]
-                out += engine.predict(try chunk.map { try model.geometry($0) })
-                i += batchSize
-            }
-            return out
+        let n = workers <= 1 || molecules.count < 2 * workers ? 1 : workers
+        while engines.count < n { engines.append(Engine(model: model)) }
+        let theModel = self.model, mols = Array(molecules)
+        return try Engine.predictInShares(engines: Array(engines.prefix(n)), count: mols.count, batchSize: batchSize) { r in
+            try mols[r].map { try theModel.geometry($0) }
         }
-        while engines.count < workers { engines.append(Engine(model: model)) }
-        let n = workers
-        var parts = [[[Float]]](repeating: [], count: n)
-        let failure = LockedError()
-        let engines = UnsafeTransfer(self.engines)
-        let sharedModel = UnsafeTransfer(self.model)
-        let batchSize = self.batchSize
-        let mols = UnsafeTransfer(molecules)
-        parts.withUnsafeMutableBufferPointer { pp in
-            let out = UnsafeTransfer(pp.baseAddress!)
-            BLAS.shared.singleThreaded {
-                DispatchQueue.concurrentPerform(iterations: n) { w in
-                    let all = mols.value
-                    let lo = all.startIndex + all.count * w / n, hi = all.startIndex + all.count * (w + 1) / n
-                    var res = [[Float]]()
-                    var i = lo
-                    do {
-                        while i < hi {
-                            let chunk = all[i..<min(i + batchSize, hi)]
-                            res += engines.value[w].predict(try chunk.map { try sharedModel.value.geometry($0) })
-                            i += batchSize
-                        }
-                    } catch { failure.set(error) }
-                    out.value[w] = res
-                }
-            }
-        }
-        if let e = failure.error { throw e }
-        return parts.flatMap { $0 }
     }
 
     /// Predicts molecules held in memory (unknown elements throw).

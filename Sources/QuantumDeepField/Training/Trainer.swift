@@ -82,7 +82,6 @@ public final class Trainer {
     public let run: RunDirectory
     public let model: QDFModel
     public let adam: Adam
-    let groups: ParameterGroups
     let stepper: TrainingStep
     let evalEngines: [Engine]
     var rng: RandomGenerator
@@ -126,7 +125,6 @@ public final class Trainer {
         model.metadata["source"] = "qdf-swift \(QDFVersion.string)"
         for (k, v) in options.metadata { model.metadata[k] = v }
         adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
-        groups = ParameterGroups(model.layout)
         stepper = TrainingStep(model: model)
         evalEngines = (0..<max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))).map { _ in Engine(model: model) }
         rng = RandomGenerator(seed: options.seed &+ 1)
@@ -218,35 +216,15 @@ public final class Trainer {
     /// MAE (over molecules × outputs) and the predictions TSV rows. Molecule-parallel:
     /// each worker predicts a contiguous share with its own engine.
     func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
-        let n = evalEngines.count
-        var values = [[[Float]]](repeating: [], count: n)
-        let failure = LockedError()
-        let engines = UnsafeTransfer(evalEngines), storeRef = UnsafeTransfer(store)
+        let storeRef = UnsafeTransfer(store)
         let count = molecules.count
-        values.withUnsafeMutableBufferPointer { vp in
-            let out = UnsafeTransfer(vp.baseAddress!)
-            let body: @Sendable (Int) -> Void = { (w: Int) in
-                var res = [[Float]]()
-                var i = count * w / n
-                let hi = count * (w + 1) / n
-                do {
-                    while i < hi {
-                        let idx = Array(i..<min(i + 32, hi))
-                        res += engines.value[w].predict(try storeRef.value.geometries(idx))
-                        i += 32
-                    }
-                } catch { failure.set(error) }
-                out.value[w] = res
-            }
-            if n == 1 { body(0) } else {
-                BLAS.shared.singleThreaded { DispatchQueue.concurrentPerform(iterations: n, execute: body) }
-            }
+        let values = try Engine.predictInShares(engines: evalEngines, count: count, batchSize: 32) { r in
+            try storeRef.value.geometries(Array(r))
         }
-        if let e = failure.error { throw e }
         var rows = [Prediction]()
         rows.reserveCapacity(count)
         var abs = 0.0, terms = 0
-        for (m, v) in zip(molecules, values.joined()) {
+        for (m, v) in zip(molecules, values) {
             for q in 0..<v.count { abs += Swift.abs(Double(v[q]) - m.properties[q]); terms += 1 }
             rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
         }
