@@ -181,10 +181,7 @@ public final class DensityField: @unchecked Sendable {
                 for a in 0..<M { dist[a] = Float(GridField.distance(p, pos[a])) }
                 let row = basis + i * no
                 for k in 0..<no {
-                    let d = dist[Int(atom[k])]
-                    let e = expf(-zeta[k] * (d * d))
-                    let phi = q[k] == 1 ? e : (q[k] == 2 ? d * e : powf(d, Float(q[k] - 1)) * e)
-                    row[k] = phi / norm[k]
+                    row[k] = LCAO.radial(dist[Int(atom[k])], zeta: zeta[k], q: Int(q[k])) / norm[k]
                 }
             }
         }}}}}

@@ -20,6 +20,13 @@ public struct LCAOSaved {
 }
 
 public enum LCAO {
+    /// φ = d^(q−1) · exp(−ζ d²), one basis function at distance d.
+    @inline(__always)
+    static func radial(_ d: Float, zeta: Float, q: Int) -> Float {
+        let e = expf(-zeta * (d * d))
+        return q == 1 ? e : (q == 2 ? d * e : powf(d, Float(q - 1)) * e)
+    }
+
     /// φ̂ and its column norms.
     static func basisForward(_ g: MoleculeGeometry, zeta: UnsafePointer<Float>,
                              phiHat: UnsafeMutablePointer<Float>, phiNorm: UnsafeMutablePointer<Float>,
@@ -33,9 +40,7 @@ public enum LCAO {
                 let drow = dist.baseAddress! + i * M
                 let prow = phiHat + i * no
                 for k in 0..<no {
-                    let d = drow[Int(atom[k])]
-                    let e = expf(-zeta[Int(type[k])] * (d * d))
-                    prow[k] = q[k] == 1 ? e : (q[k] == 2 ? d * e : powf(d, Float(q[k] - 1)) * e)
+                    prow[k] = radial(drow[Int(atom[k])], zeta: zeta[Int(type[k])], q: Int(q[k]))
                 }
             }
         }}}}

@@ -46,11 +46,7 @@ public enum LargeMolecule {
                     let point = S[i % S.count] + m.positions[i / S.count]
                     for b in 0..<M { dist[b] = Float(GridField.distance(point, m.positions[b])) }
                     let row = phi.pointer + r * no
-                    for k in 0..<no {
-                        let d = dist[atom[k]]
-                        let e = expf(-zeta[type[k]] * (d * d))
-                        row[k] = q[k] == 1 ? e : (q[k] == 2 ? d * e : powf(d, Float(q[k] - 1)) * e)
-                    }
+                    for k in 0..<no { row[k] = LCAO.radial(dist[atom[k]], zeta: zeta[type[k]], q: q[k]) }
                 }
             }
             // Pass 1: ‖φ_:k‖.
