@@ -10,9 +10,7 @@ import Foundation
 /// the old file or the new one, never a partial one. On failure the old file is kept
 /// and the temporary file removed.
 public func writeAtomically(_ data: Data, to path: String) throws {
-    let dir = (path as NSString).deletingLastPathComponent
-    let name = (path as NSString).lastPathComponent
-    let tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp.\(getpid())"
+    let tmp = temporaryPath(for: path)
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     if fd < 0 { throw QDFError("cannot write: \(String(cString: strerror(errno)))", file: path) }
     var ok = false
@@ -37,6 +35,13 @@ public func writeAtomically(_ data: Data, to path: String) throws {
     }
 }
 
+/// The temporary file beside `path` that atomic writes rename over it: ".NAME.tmp.PID".
+func temporaryPath(for path: String) -> String {
+    let dir = (path as NSString).deletingLastPathComponent
+    let name = (path as NSString).lastPathComponent
+    return (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp.\(getpid())"
+}
+
 public func writeAtomically(_ text: String, to path: String) throws {
     try writeAtomically(Data(text.utf8), to: path)
 }
@@ -52,9 +57,7 @@ public final class AtomicTextWriter {
 
     public init(path: String) throws {
         self.path = path
-        let dir = (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
-        tmp = (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp.\(getpid())"
+        tmp = temporaryPath(for: path)
         guard let f = fopen(tmp, "w") else {
             throw QDFError("cannot write: \(String(cString: strerror(errno)))", file: path)
         }
