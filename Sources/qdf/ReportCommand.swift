@@ -34,6 +34,9 @@ struct ReportCmd: ParsableCommand {
     @Option(help: "Also write every figure as a PNG (1800 × 1200 px, 300 dpi at 6 × 4 in) into this folder.")
     var png: String?
 
+    @Option(help: "Learning curves against 'epoch' or training time in 'hours' (from the Time(sec) column).")
+    var curveAxis = "epoch"
+
     @Option(help: "The report's title.")
     var title = "QDF report"
 
@@ -41,6 +44,9 @@ struct ReportCmd: ParsableCommand {
         guard !inputs.isEmpty else { throw ValidationError("give at least one input") }
         guard label.count <= inputs.count else {
             throw ValidationError("\(label.count) labels for \(inputs.count) inputs")
+        }
+        guard CurveAxis(rawValue: curveAxis) != nil else {
+            throw ValidationError("--curve-axis must be epoch or hours, found '\(curveAxis)'")
         }
         if let t = trainRange, parseAtomRange(t) == nil {
             throw ValidationError("--train-range must look like 3-14, found '\(t)'")
@@ -63,6 +69,7 @@ struct ReportCmd: ParsableCommand {
             }
             var report = Report(runs: runs, trainRange: trainRange.flatMap(parseAtomRange), unit: unit)
             report.title = title
+            report.curveAxis = CurveAxis(rawValue: curveAxis)!
             let command = "qdf report " + CommandLine.arguments.dropFirst(2).map { a in
                 a.contains(" ") || a.contains("'") ? "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'" : a
             }.joined(separator: " ")

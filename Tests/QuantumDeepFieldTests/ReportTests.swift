@@ -145,6 +145,27 @@ func close(_ a: Double, _ b: Double, _ tol: Double = 1e-9) -> Bool { abs(a - b) 
         #expect(close(try #require(mo), outside.reduce(0, +) / Double(outside.count)))
     }
 
+    @Test("Learning curves against training time: x is linear in Time(sec)/3600; curves without times are left out")
+    func learningCurvesAgainstHours() throws {
+        let fake = try FakeRun()
+        let loaded = try fake.load()
+        let noTimes = try fake.dir.write("notime.tsv", "Epoch\tLoss_E\tLoss_V\tMAE_val(eV)\tMAE_test(eV)\n0\t5\t4\t3\t2\n1\t4\t3\t2\t1\n")
+        var report = Report(runs: loaded.runs + [try ReportRun.load(noTimes, label: "without times")])
+        report.curveAxis = .hours
+        let doc = XMLElements.parse(report.html())
+        #expect(doc.error == nil)
+        let lines = doc.all("polyline", svg: "learning-curves").filter { $0.attributes["data-series"] == "MAE_test" }
+        #expect(lines.count == 1, "the curve without a Time(sec) column has no place on a time axis")
+        #expect(doc.all("text", svg: "learning-curves").contains { $0.text == "training time (h)" })
+        let hours = fake.epochs.map { $0[1] / 3600 }
+        let pts = lines[0].attributes["points"]!.split(separator: " ").map { $0.split(separator: ",").map { Double($0)! } }
+        #expect(pts.count == hours.count)
+        let s = (pts.last![0] - pts[0][0]) / (hours.last! - hours[0])
+        for (h, p) in zip(hours, pts) { #expect(abs(pts[0][0] + s * (h - hours[0]) - p[0]) < 0.02) }
+        let c = try LearningCurve.read(path: fake.dir.file("run/learning_curve.tsv"))
+        #expect(c.seconds == fake.epochs.map { $0[1] })
+    }
+
     @Test func htmlParsesAndItsFiguresShowTheComputedNumbers() throws {
         let fake = try FakeRun()
         let html = try fake.load().html()

@@ -4,11 +4,14 @@ import Foundation
 // (inline SVG and CSS; no scripts, no network), well-formed XML (XHTML syntax).
 
 public struct Report: Sendable {
-    public var runs: [ReportRun]
+    /// The runs (fixed at creation: `statistics` is computed from them).
+    public let runs: [ReportRun]
     /// The training sizes, shaded as the interpolation region.
     public var trainRange: ClosedRange<Int>?
     public var unit: String?
     public var title = "QDF report"
+    /// The learning curves' x axis.
+    public var curveAxis = CurveAxis.epoch
     /// Per run: error statistics of its predictions (nil without predictions).
     public let statistics: [ErrorBySize?]
 
@@ -64,7 +67,7 @@ public struct Report: Sendable {
                                                                outputName: outputName(q), id: "parity\(fileSuffix(q))")))
         }
         let c = curveSeries
-        if !c.isEmpty { out.append(("learning_curves", learningCurveFigure(c, unit: unit))) }
+        if !c.isEmpty { out.append(("learning_curves", learningCurveFigure(c, unit: unit, axis: curveAxis))) }
         return out
     }
 

@@ -177,11 +177,28 @@ public struct CurveSeries: Sendable {
     public init(label: String, curve: LearningCurve, color: RGB) { self.label = label; self.curve = curve; self.color = color }
 }
 
-/// Training losses (log scale) and validation/test MAE (log scale) per epoch, side by side.
-public func learningCurveFigure(_ series: [CurveSeries], unit: String?, id: String = "learning-curves") -> Figure {
+/// The x axis of learning curves: epochs, or training time (to compare recipes and machines).
+public enum CurveAxis: String, Sendable, CaseIterable {
+    case epoch
+    case hours
+
+    /// The x values of a curve; nil when it has no times and the axis is time.
+    func xs(_ c: LearningCurve) -> [Double]? {
+        switch self {
+        case .epoch: return c.epoch
+        case .hours: return c.seconds.count == c.epoch.count ? c.seconds.map { $0 / 3600 } : nil
+        }
+    }
+}
+
+/// Training losses (log scale) and validation/test MAE (log scale) per epoch (or against
+/// training time in hours), side by side. With `.hours`, curves without times are left out.
+public func learningCurveFigure(_ series: [CurveSeries], unit: String?, axis: CurveAxis = .epoch,
+                                id: String = "learning-curves") -> Figure {
     var fig = Figure(id: id, title: "Learning curves", width: 600, height: 400)
-    let maxEpoch = series.compactMap { $0.curve.epoch.last }.max() ?? 1
-    let minEpoch = series.compactMap { $0.curve.epoch.first }.min() ?? 0
+    let series = series.filter { axis.xs($0.curve) != nil }
+    let maxEpoch = series.compactMap { axis.xs($0.curve)?.last }.max() ?? 1
+    let minEpoch = axis == .hours ? 0 : series.compactMap { $0.curve.epoch.first }.min() ?? 0
     let xr = maxEpoch > minEpoch ? (minEpoch, maxEpoch) : (minEpoch - 1, maxEpoch + 1)
     func yRange(_ values: [[Double]]) -> (Double, Double) {
         let v = values.flatMap { $0 }.filter { $0.isFinite && $0 > 0 }
@@ -191,7 +208,8 @@ public func learningCurveFigure(_ series: [CurveSeries], unit: String?, id: Stri
     let maes = yRange(series.flatMap { [$0.curve.maeVal, $0.curve.maeTest] })
     let panelW = 222.0
     let a = PlotArea(x: 62, y: 16, width: panelW, height: 330,
-                     xAxis: Axis(min: xr.0, max: xr.1, label: "epoch", integer: true),
+                     xAxis: Axis(min: xr.0, max: xr.1, label: axis == .hours ? "training time (h)" : "epoch",
+                                 integer: axis == .epoch),
                      yAxis: Axis(min: losses.0, max: losses.1, log: true, label: "training loss"))
     let b = PlotArea(x: 62 + panelW + 88, y: 16, width: panelW, height: 330,
                      xAxis: a.xAxis,
@@ -211,11 +229,11 @@ public func learningCurveFigure(_ series: [CurveSeries], unit: String?, id: Stri
     }
     var entries = [LegendEntry]()
     for s in series {
-        let c = s.curve, color = s.color
-        la.append(line(a, s.label, "Loss_E", c.epoch, c.lossE, color, []))
-        la.append(line(a, s.label, "Loss_V", c.epoch, c.lossV, color, [4, 2.5]))
-        lb.append(line(b, s.label, "MAE_val", c.epoch, c.maeVal, color, []))
-        lb.append(line(b, s.label, "MAE_test", c.epoch, c.maeTest, color, [4, 2.5]))
+        let c = s.curve, color = s.color, x = axis.xs(c)!
+        la.append(line(a, s.label, "Loss_E", x, c.lossE, color, []))
+        la.append(line(a, s.label, "Loss_V", x, c.lossV, color, [4, 2.5]))
+        lb.append(line(b, s.label, "MAE_val", x, c.maeVal, color, []))
+        lb.append(line(b, s.label, "MAE_test", x, c.maeTest, color, [4, 2.5]))
         entries.append(LegendEntry(s.label, color: color, style: .line(dash: [])))
     }
     fig.items.append(.clipped(x: a.x, y: a.y, width: a.width, height: a.height, items: la))

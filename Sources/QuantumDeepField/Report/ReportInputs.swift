@@ -121,6 +121,8 @@ public struct LearningCurve: Sendable {
     public var lossV: [Double] = []
     public var maeVal: [Double] = []
     public var maeTest: [Double] = []
+    /// Training time at the end of each epoch (Time(sec) column); empty when the file has none.
+    public var seconds: [Double] = []
     /// The unit in the MAE columns' names, e.g. "eV" from "MAE_val(eV)".
     public var unit: String?
 
@@ -137,6 +139,7 @@ public struct LearningCurve: Sendable {
         }
         let cols = try ["Epoch", "Loss_E", "Loss_V", "MAE_val", "MAE_test"].map(column)
         var c = LearningCurve(path: path)
+        let timeColumn = header.firstIndex(where: { $0 == "Time" || $0.hasPrefix("Time(") })
         let name = header[cols[3]]
         if let open = name.firstIndex(of: "("), name.hasSuffix(")") {
             let u = String(name[name.index(after: open)..<name.index(before: name.endIndex)])
@@ -160,6 +163,12 @@ public struct LearningCurve: Sendable {
             }
             c.epoch.append(v[0]); c.lossE.append(v[1]); c.lossV.append(v[2])
             c.maeVal.append(v[3]); c.maeTest.append(v[4])
+            if let t = timeColumn {
+                guard let x = Double(f[t].trimmingCharacters(in: .whitespaces)), x.isFinite, x >= 0 else {
+                    throw reader.error("\(header[t]) is not a number of seconds: '\(f[t])'")
+                }
+                c.seconds.append(x)
+            }
         }
         if c.epoch.isEmpty { throw QDFError("no epochs after the header", file: path) }
         return c
