@@ -147,6 +147,10 @@ public final class Engine {
         return UnsafePointer(out.pointer)
     }
 
+    /// The readout s_m (dim values: Σ or mean of the top layer over molecule m's grid
+    /// points) of the last `forwardEnergy` batch; Ê_m = W_p s_m + b_p.
+    public func readout(_ m: Int) -> UnsafePointer<Float> { UnsafePointer(s.pointer + m * model.hyper.dim) }
+
     /// ψ of molecule m of the current batch (N_f × dim, row-major).
     public func orbitals(_ m: Int) -> UnsafePointer<Float> { UnsafePointer(h[0].pointer + rowStart[m] * dim) }
 

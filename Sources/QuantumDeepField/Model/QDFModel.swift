@@ -63,6 +63,18 @@ public final class QDFModel: @unchecked Sendable {
 
     public var basis: BasisSet { hyper.basisSet }
 
+    /// An independent copy (parameters and metadata).
+    public func copy() throws -> QDFModel {
+        try QDFModel(hyper: hyper, dictionary: dictionary, parameters: parameters, metadata: metadata)
+    }
+
+    /// Replaces the property readout: W_property (P × dim, row-major) and its bias (P).
+    public func setReadout(weight: [Float], bias: [Float]) {
+        precondition(weight.count == hyper.outputs * hyper.dim && bias.count == hyper.outputs, "readout shape")
+        for (k, v) in weight.enumerated() { parameters[offsets.propertyWeight + k] = v }
+        for (k, v) in bias.enumerated() { parameters[offsets.propertyBias + k] = v }
+    }
+
     /// The geometry of a molecule for this model; refuses unknown elements.
     public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
         try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,

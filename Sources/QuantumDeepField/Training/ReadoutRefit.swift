@@ -1,0 +1,137 @@
+import Foundation
+
+// Refitting the property readout (W_property, b_property) by least squares.
+//
+// Ê_m = W_p s_m + b_p is linear in the readout's parameters, given the features s_m the
+// trained energy functional computes (spec section 6). Adam leaves W_p and b_p wherever
+// the last mini-batches pushed them, which shows as an epoch-to-epoch offset in the
+// predictions; the least-squares W_p, b_p over the training molecules is the best linear
+// readout of the same features. Everything else (orbitals, functional layers, HK map,
+// density) is unchanged.
+//
+// Normal equations in Float64: (XᵀX + λ·diag(XᵀX)) w = Xᵀy with x_m = (s_m, 1), solved
+// by Cholesky; one right-hand side per output.
+
+public enum ReadoutRefit {
+    public struct Result: Sendable {
+        /// The new W_property (P × dim, row-major) and b_property (P).
+        public var weight: [Float]
+        public var bias: [Float]
+        /// Training-set MAE per output with the old and the new readout.
+        public var maeBefore: [Double]
+        public var maeAfter: [Double]
+        public var molecules: Int
+    }
+
+    /// Fits the readout on `molecules` (their property values are the targets). `ridge`
+    /// is relative to the diagonal of XᵀX (it only guards against collinear features).
+    public static func fit(model: QDFModel, molecules: [Molecule], ridge: Double = 1e-7,
+                           workers: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)),
+                           batchSize: Int = 16) throws -> Result {
+        let d = model.hyper.dim, P = model.hyper.outputs, n = d + 1
+        guard !molecules.isEmpty else { throw QDFError("no molecules to fit the readout on") }
+        for m in molecules where m.properties.count != P {
+            throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model has \(P) outputs")
+        }
+        // Per-worker accumulators: XᵀX (n × n), Xᵀy (n × P), Σ|old error|.
+        struct Acc { var xtx: [Double]; var xty: [Double]; var absOld: [Double] }
+        let shares = max(1, min(workers, molecules.count))
+        var accs = [Acc](repeating: Acc(xtx: [Double](repeating: 0, count: n * n), xty: [Double](repeating: 0, count: n * P),
+                                        absOld: [Double](repeating: 0, count: P)), count: shares)
+        let failure = LockedError()
+        accs.withUnsafeMutableBufferPointer { ap in
+            let base = UnsafeTransfer(ap.baseAddress!)
+            BLAS.shared.singleThreaded {
+                DispatchQueue.concurrentPerform(iterations: shares) { w in
+                    let engine = Engine(model: model)
+                    let acc = base.value + w
+                    var x = [Double](repeating: 1, count: n)
+                    var i = molecules.count * w / shares
+                    let end = molecules.count * (w + 1) / shares
+                    while i < end {
+                        let j = min(end, i + batchSize)
+                        do {
+                            let geoms = try molecules[i..<j].map { try model.geometry($0) }
+                            let out = engine.forwardEnergy(geoms)
+                            for (k, mol) in molecules[i..<j].enumerated() {
+                                let sm = engine.readout(k)
+                                for a in 0..<d { x[a] = Double(sm[a]) }
+                                for a in 0..<n {
+                                    let xa = x[a]
+                                    for b in a..<n { acc.pointee.xtx[a * n + b] += xa * x[b] }
+                                    for q in 0..<P { acc.pointee.xty[a * P + q] += xa * mol.properties[q] }
+                                }
+                                for q in 0..<P { acc.pointee.absOld[q] += abs(Double(out[k * P + q]) - mol.properties[q]) }
+                            }
+                        } catch { failure.set(error); return }
+                        i = j
+                    }
+                }
+            }
+        }
+        if let e = failure.error { throw e }
+        var xtx = [Double](repeating: 0, count: n * n), xty = [Double](repeating: 0, count: n * P)
+        var absOld = [Double](repeating: 0, count: P)
+        for a in accs {
+            for k in 0..<(n * n) { xtx[k] += a.xtx[k] }
+            for k in 0..<(n * P) { xty[k] += a.xty[k] }
+            for q in 0..<P { absOld[q] += a.absOld[q] }
+        }
+        for a in 0..<n { for b in 0..<a { xtx[a * n + b] = xtx[b * n + a] } }
+        // Ridge relative to the diagonal; a feature that is zero on every molecule (a dead
+        // ReLU unit) gets weight 0.
+        for a in 0..<n {
+            let diag = xtx[a * n + a]
+            xtx[a * n + a] = diag > 0 ? diag * (1 + ridge) : 1
+        }
+        let solution = try choleskySolve(xtx, n: n, rhs: xty, columns: P)
+        var weight = [Float](repeating: 0, count: P * d), bias = [Float](repeating: 0, count: P)
+        for q in 0..<P {
+            for a in 0..<d { weight[q * d + a] = Float(solution[a * P + q]) }
+            bias[q] = Float(solution[d * P + q])
+        }
+        // The new readout's training error, from the same features: recompute (cheap
+        // next to the forward passes, and independent of the normal equations).
+        let refitted = try model.copy()
+        refitted.setReadout(weight: weight, bias: bias)
+        let after = try Predictor(model: refitted).predict(molecules)
+        var absNew = [Double](repeating: 0, count: P)
+        for (m, p) in zip(molecules, after) { for q in 0..<P { absNew[q] += abs(Double(p.predicted[q]) - m.properties[q]) } }
+        let count = Double(molecules.count)
+        return Result(weight: weight, bias: bias, maeBefore: absOld.map { $0 / count }, maeAfter: absNew.map { $0 / count },
+                      molecules: molecules.count)
+    }
+
+    /// Solves A X = B for symmetric positive definite A (n × n, row-major) and B (n × k).
+    static func choleskySolve(_ a: [Double], n: Int, rhs: [Double], columns k: Int) throws -> [Double] {
+        var l = a
+        for j in 0..<n {
+            var sum = l[j * n + j]
+            for p in 0..<j { sum -= l[j * n + p] * l[j * n + p] }
+            guard sum > 0, sum.isFinite else {
+                throw QDFError("the readout's normal equations are not positive definite (feature \(j)); try a larger ridge")
+            }
+            let ljj = sum.squareRoot()
+            l[j * n + j] = ljj
+            for i in (j + 1)..<max(n, j + 1) {
+                var s = l[i * n + j]
+                for p in 0..<j { s -= l[i * n + p] * l[j * n + p] }
+                l[i * n + j] = s / ljj
+            }
+        }
+        var x = rhs
+        for c in 0..<k {
+            for i in 0..<n {  // L y = b
+                var s = x[i * k + c]
+                for p in 0..<i { s -= l[i * n + p] * x[p * k + c] }
+                x[i * k + c] = s / l[i * n + i]
+            }
+            for i in stride(from: n - 1, through: 0, by: -1) {  // Lᵀ x = y
+                var s = x[i * k + c]
+                for p in (i + 1)..<max(n, i + 1) { s -= l[p * n + i] * x[p * k + c] }
+                x[i * k + c] = s / l[i * n + i]
+            }
+        }
+        return x
+    }
+}
