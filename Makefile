@@ -1,7 +1,7 @@
 # qdf-swift: common tasks. `make test` is what CI runs.
 SWIFT ?= swift
 
-.PHONY: setup build release test demo bench clean
+.PHONY: setup build release test demo demo-train bench clean
 
 setup:
 	scripts/setup
@@ -15,8 +15,13 @@ release: setup
 test: setup
 	$(SWIFT) test -c release
 
-demo:
-	scripts/demo
+# The first run: the bundled model on nine QM9 molecules (5-29 atoms) and benzene's density.
+demo: release
+	.build/release/qdf demo
+
+# The whole job from scratch: fetch QM9, train on small molecules, predict larger ones, report.
+demo-train:
+	scripts/demo-train
 
 bench: release
 	.build/release/qdf bench

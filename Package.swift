@@ -23,7 +23,9 @@ let package = Package(
         .target(
             name: "QuantumDeepField",
             dependencies: ["CCairo", "CZlib", "CBzip2"],
-            path: "Sources/QuantumDeepField"
+            path: "Sources/QuantumDeepField",
+            // The bundled model and the demo's molecules (see BundledModel.swift).
+            resources: [.copy("Resources")]
         ),
         .executableTarget(
             name: "qdf",

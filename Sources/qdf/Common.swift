@@ -22,3 +22,12 @@ var stderrIsTTY: Bool { isatty(2) != 0 }
 
 /// Flushes standard output (so per-epoch lines reach a pipe as they happen).
 func flushStdout() { fflush(nil) }
+
+/// The model at `path`, or the bundled model when no path is given (and says so on
+/// standard error).
+func loadModel(_ path: String?) throws -> QDFModel {
+    if let p = path { return try QDFModel.load(path: p) }
+    let b = try BundledModel.load()
+    log("no --model given: using the bundled model, \(b.summary); see docs/model-card.md")
+    return b.model
+}

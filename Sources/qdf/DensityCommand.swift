@@ -13,8 +13,8 @@ struct Density: ParsableCommand {
         and slices use the same s. Atoms are numbered from 1.
         """)
 
-    @Option(name: .long, help: "The model file (safetensors).")
-    var model: String
+    @Option(name: .long, help: "The model file (safetensors). Default: the bundled model (docs/model-card.md).")
+    var model: String?
 
     @Argument(help: "The molecule: XYZ (.xyz) or QDF text format; the first molecule of the file is used.")
     var molecule: String
@@ -75,7 +75,7 @@ struct Density: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let m = try QDFModel.load(path: model)
+            let m = try loadModel(model)
             let mols = try readMolecules(molecule)
             guard let mol = mols.first else { throw QDFError("no molecule in the file", file: molecule) }
             if mols.count > 1 { log("\(molecule): \(mols.count) molecules; using the first, '\(mol.id)'") }

@@ -11,8 +11,8 @@ struct Predict: ParsableCommand {
         goes to standard error.
         """)
 
-    @Option(name: .long, help: "The model file (safetensors).")
-    var model: String
+    @Option(name: .long, help: "The model file (safetensors). Default: the bundled model (docs/model-card.md).")
+    var model: String?
 
     @Argument(help: "Molecule files: QDF text (.txt), XYZ or extended XYZ (.xyz, .extxyz, multi-frame), SDF/MOL V2000 (.sdf, .mol); .gz or .bz2 compressed too.")
     var inputs: [String]
@@ -42,7 +42,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let m = try QDFModel.load(path: model)
+            let m = try loadModel(model)
             let predictor = Predictor(model: m, batchSize: batchSize)
             if let w = workers { predictor.workers = max(1, w) }
             // Peek at the first molecule to know whether there are property values.
