@@ -25,9 +25,12 @@ func flushStdout() { fflush(nil) }
 
 /// The model at `path`, or the bundled model when no path is given (and says so on
 /// standard error).
-func loadModel(_ path: String?) throws -> QDFModel {
-    if let p = path { return try QDFModel.load(path: p) }
+func loadModel(_ path: String?) throws -> QDFModel { try loadModelAndPath(path).model }
+
+/// `loadModel`, with the path of the file the model came from.
+func loadModelAndPath(_ path: String?) throws -> (model: QDFModel, path: String) {
+    if let p = path { return (try QDFModel.load(path: p), p) }
     let b = try BundledModel.load()
     log("no --model given: using the bundled model, \(b.summary); see docs/model-card.md")
-    return b.model
+    return (b.model, b.path)
 }

@@ -39,17 +39,7 @@ struct Demo: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let start = Date()
-            let modelPath: String
-            let m: QDFModel
-            if let p = model {
-                modelPath = p
-                m = try QDFModel.load(path: p)
-            } else {
-                let b = try BundledModel.load()
-                log("using the bundled model, \(b.summary); see docs/model-card.md")
-                modelPath = b.path
-                m = b.model
-            }
+            let (m, modelPath) = try loadModelAndPath(model)
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: output, isDirectory: &isDir), !isDir.boolValue {
                 throw QDFError("exists and is not a folder; give another --output", file: output)
