@@ -1,11 +1,22 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// Targets along the seams of the method (see ARCHITECTURE.md):
+//   QuantumDeepField  the numerics: linear algebra, basis, grid, molecules, model, training,
+//                     safetensors; links nothing but BLAS (loaded at run time)
+//   QDFFormats        molecule files, compression and archives, cube files, PyTorch
+//                     import, QM9 data-set builders (zlib, bzip2)
+//   QDFDensity        the electron density anywhere in space, cubes, profiles, comparisons
+//   QDFReports        figures and reports (cairo)
+//   qdf               the command line, on top of all four
 let package = Package(
     name: "qdf-swift",
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "QuantumDeepField", targets: ["QuantumDeepField"]),
+        .library(name: "QDFFormats", targets: ["QDFFormats"]),
+        .library(name: "QDFDensity", targets: ["QDFDensity"]),
+        .library(name: "QDFReports", targets: ["QDFReports"]),
         .executable(name: "qdf", targets: ["qdf"]),
     ],
     dependencies: [
@@ -22,15 +33,18 @@ let package = Package(
                        providers: [.apt(["libbz2-dev"]), .brew(["bzip2"])]),
         .target(
             name: "QuantumDeepField",
-            dependencies: ["CCairo", "CZlib", "CBzip2"],
             path: "Sources/QuantumDeepField",
             // The bundled model and the demo's molecules (see BundledModel.swift).
             resources: [.copy("Resources")]
         ),
+        .target(name: "QDFFormats", dependencies: ["QuantumDeepField", "CZlib", "CBzip2"], path: "Sources/QDFFormats"),
+        .target(name: "QDFDensity", dependencies: ["QuantumDeepField", "QDFFormats"], path: "Sources/QDFDensity"),
+        .target(name: "QDFReports", dependencies: ["QuantumDeepField", "QDFFormats", "QDFDensity", "CCairo"],
+                path: "Sources/QDFReports"),
         .executableTarget(
             name: "qdf",
             dependencies: [
-                "QuantumDeepField",
+                "QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/qdf"
@@ -39,7 +53,7 @@ let package = Package(
             name: "QuantumDeepFieldTests",
             // The executable is a dependency so that tests can run `qdf` as a user would
             // (signals, exit codes): it is built next to the test bundle.
-            dependencies: ["QuantumDeepField", "qdf", "CZlib"],
+            dependencies: ["QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports", "qdf", "CZlib"],
             path: "Tests/QuantumDeepFieldTests"
         ),
     ],

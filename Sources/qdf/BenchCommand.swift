@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +23,7 @@ struct Bench: ParsableCommand {
         try reportingErrors {
             let trainSet = try train.map { try readMolecules($0) }
             let r = try Benchmark.run(trainSet: trainSet, trainMolecules: trainMolecules, inferFile: infer,
+                                      openInfer: infer.map { file in { try openMoleculeFile(file) } },
                                       inferMolecules: inferMolecules) { stage in
                 if stderrIsTTY && !json { log("… \(stage)") }
             }

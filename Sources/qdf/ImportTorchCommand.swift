@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 struct ImportTorch: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Set by SIGINT/SIGTERM: finish the current batch, checkpoint, exit.
 nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// The catalogue of bad inputs (issue 9), run through the `qdf` executable as a user
 /// would: each is refused with exit status 1 and a message naming the file, the line and

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// The model that ships with qdf-swift, `qdf demo`, and the commands that fall back to
 /// the bundled model when no --model is given.

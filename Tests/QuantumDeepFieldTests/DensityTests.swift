@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// A small seeded model (random coefficients, ζ varied per type) that knows H, C, N, O, F.
 private func smallModel() throws -> QDFModel {

@@ -1,5 +1,8 @@
 import Foundation
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// An independent, straightforward Float64 implementation of the QDF forward pass and
 /// losses (spec sections 5–8), written with plain loops from the spec. Tests use it to

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 @Suite("Grid, basis, potential and orbitals")
 struct EngineTests {

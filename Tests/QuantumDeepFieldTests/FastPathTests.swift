@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// The engine's fast paths (first functional layer through the basis, folded first HK
 /// layer) must give what the plain computation gives.

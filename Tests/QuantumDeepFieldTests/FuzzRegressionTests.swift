@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Every parser fuzzed by scripts/fuzz, run over the seed corpora in Fuzz/corpus and over
 /// the inputs the fuzzers (or their review) found: each is parsed or refused with a

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Finite-difference checks of every hand-written backward pass: for each parameter
 /// tensor, the engine's Float32 analytic gradients of Loss_E and Loss_V against central

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Training runs are never lost: the `qdf` executable is killed (SIGKILL) or interrupted
 /// (SIGINT) mid-run and resumed; the result equals an uninterrupted run bit for bit.

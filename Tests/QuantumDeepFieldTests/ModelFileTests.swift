@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Damaged or hostile model files are refused with a clear message, never a crash or a
 /// huge allocation.

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Runs `body`, which must throw a QDFError at `line` of a file whose message contains `text`.
 func expectQDFError(line: Int?, _ text: String, sourceLocation: SourceLocation = #_sourceLocation,

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 import CZlib
 
 /// The qm9pack wheel, when present: $QDF_QM9PACK (a .whl, unpacked folder or CSV), else

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 @Suite("Molecule readers")
 struct ReaderTests {

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// The least-squares readout refit (`qdf refit-readout`).
 @Suite("Readout refit")

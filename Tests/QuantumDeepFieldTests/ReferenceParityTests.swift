@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// The published pretrained model must predict exactly what the PyTorch implementation
 /// predicted for every test molecule.

@@ -4,6 +4,9 @@ import FoundationXML
 #endif
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Every element of an XML document, with its attributes, the `id` of the enclosing
 /// `<svg>` and the attributes of the nearest enclosing `<g>`.

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import QuantumDeepField
+import QDFFormats
+import QDFDensity
+import QDFReports
 
 /// Locates `../shared` (reference data beside the project's root). Tests that need it
 /// use `.enabled(if: Shared.available, Shared.skipMessage)` so a clone without it

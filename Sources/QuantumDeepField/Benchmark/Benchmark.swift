@@ -93,7 +93,10 @@ public enum Benchmark {
     /// Runs the benchmark. Training uses the reference hyperparameters (dim 250, 3 + 3
     /// layers, batch 4); `trainMolecules` from `trainSet` (or synthetic 3–14-atom molecules),
     /// inference over `inferFile` streamed from disk (or synthetic 15–29-atom molecules).
-    public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?, inferMolecules: Int,
+    /// `inferFile` names the inference molecules and `openInfer` opens a reader over them
+    /// (a new one each call); without them synthetic molecules are used.
+    public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?,
+                           openInfer: (() throws -> MoleculeReader)? = nil, inferMolecules: Int,
                            trainWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
                            inferWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
@@ -146,9 +149,9 @@ public enum Benchmark {
         let f1 = BLAS.shared.flopCount
         let t1 = Date()
         var summary: PredictionSummary
-        if let file = inferFile {
+        if let file = inferFile, let open = openInfer {
             r.inferSource = file
-            summary = try predictor.run(readers: [try openMoleculeFile(file)], skipUnknown: true) { _ in }
+            summary = try predictor.run(readers: [try open()], skipUnknown: true) { _ in }
         } else {
             r.inferSource = "synthetic 15–29 atoms"
             let mols = syntheticMolecules(count: inferMolecules, atoms: 15...29, seed: 12)
@@ -164,8 +167,8 @@ public enum Benchmark {
         //    atom count (sizes with at least 24 molecules), or synthetic ones of 15–29 atoms.
         progress("scaling with molecule size")
         var groups = [Int: [Molecule]]()
-        if let file = inferFile {
-            for m in try readMolecules(file) where model.dictionary.refusal(m, basis: model.basis) == nil {
+        if let open = openInfer {
+            for m in try open().readAll() where model.dictionary.refusal(m, basis: model.basis) == nil {
                 groups[m.atomCount, default: []].append(m)
             }
             groups = groups.filter { $0.value.count >= 24 }

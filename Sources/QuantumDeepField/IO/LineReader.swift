@@ -47,13 +47,10 @@ public final class LineReader {
 
     public init(path: String, source: ByteSource? = nil) throws {
         self.path = path
-        self.source = try source ?? LineReader.openSource(path)
+        self.source = try source ?? FileByteSource(path: path)
         buffer = [UInt8](repeating: 0, count: 1 << 16)
     }
 
-    /// Opens a file; files ending in .gz (gzip) or .bz2 (bzip2) are decompressed (`openByteSource`).
-    nonisolated(unsafe) public static var sourceFactory: (String) throws -> ByteSource = { try openByteSource($0) }
-    static func openSource(_ path: String) throws -> ByteSource { try sourceFactory(path) }
 
     deinit { source.close() }
 
@@ -104,13 +101,13 @@ public final class LineReader {
 
 /// Splits a line on spaces and tabs.
 @inline(__always)
-func tokens(_ line: String) -> [Substring] {
+package func tokens(_ line: String) -> [Substring] {
     line.split(whereSeparator: { $0 == " " || $0 == "\t" })
 }
 
 /// Parses a finite floating-point number, also accepting Fortran "D" exponents and
 /// Mathematica's "*^" exponent (as in QM9's original files).
-func parseNumber(_ s: Substring) -> Double? {
+package func parseNumber(_ s: Substring) -> Double? {
     if let v = Double(s) { return v.isFinite ? v : nil }
     var t = String(s)
     if t.contains("*^") { t = t.replacingOccurrences(of: "*^", with: "e") }

@@ -12,6 +12,10 @@ import Foundation
 
 /// Per-molecule values the backward pass needs, kept by the forward pass.
 public struct LCAOSaved {
+    package init(phiHat: UnsafeMutablePointer<Float>, phiNorm: UnsafeMutablePointer<Float>, cHat: UnsafeMutablePointer<Float>,
+                 cNorm: UnsafeMutablePointer<Float>, psiNorm: UnsafeMutablePointer<Float>) {
+        self.phiHat = phiHat; self.phiNorm = phiNorm; self.cHat = cHat; self.cNorm = cNorm; self.psiNorm = psiNorm
+    }
     public var phiHat: UnsafeMutablePointer<Float>   // N_f × N_o
     public var phiNorm: UnsafeMutablePointer<Float>  // N_o: max(‖φ_:k‖, ε)
     public var cHat: UnsafeMutablePointer<Float>     // N_o × dim
@@ -22,7 +26,7 @@ public struct LCAOSaved {
 public enum LCAO {
     /// φ = d^(q−1) · exp(−ζ d²), one basis function at distance d.
     @inline(__always)
-    static func radial(_ d: Float, zeta: Float, q: Int) -> Float {
+    package static func radial(_ d: Float, zeta: Float, q: Int) -> Float {
         let e = expf(-zeta * (d * d))
         return q == 1 ? e : (q == 2 ? d * e : powf(d, Float(q - 1)) * e)
     }

@@ -178,7 +178,7 @@ public final class QDFModel: @unchecked Sendable {
 }
 
 /// "0.75", "0.3", "1.0" as Python's str(float) writes them.
-func formatParameter(_ x: Double) -> String {
+package func formatParameter(_ x: Double) -> String {
     if x == x.rounded() && abs(x) < 1e15 { return String(format: "%.1f", x) }
     return "\(x)"
 }

@@ -33,7 +33,7 @@ extension MoleculeReader {
 }
 
 /// Parses an "Element x y z [...]" atom line; the element may be a symbol or an atomic number.
-func parseAtomLine(_ t: [Substring], minTokens: Int = 4, allowExtra: Bool,
+package func parseAtomLine(_ t: [Substring], minTokens: Int = 4, allowExtra: Bool,
                    lines: LineReader) throws -> (Int, SIMD3<Double>) {
     guard t.count >= minTokens, allowExtra || t.count == 4 else {
         throw lines.error("expected 'Element x y z', found \(t.count) field\(t.count == 1 ? "" : "s")")
@@ -53,7 +53,7 @@ func parseAtomLine(_ t: [Substring], minTokens: Int = 4, allowExtra: Bool,
 }
 
 /// Checks a finished molecule: at least one atom, no two atoms at the same position.
-func validate(_ m: Molecule, file: String, line: Int) throws {
+package func validate(_ m: Molecule, file: String, line: Int) throws {
     if m.atomCount == 0 { throw QDFError("molecule '\(m.id)' has no atoms", file: file, line: line) }
     if m.atomCount <= 4096 {
         for a in 0..<m.atomCount {
@@ -66,9 +66,10 @@ func validate(_ m: Molecule, file: String, line: Int) throws {
 }
 
 /// Remembers the ids a reader has returned, so a repeated id is reported with both lines.
-struct SeenIDs {
+package struct SeenIDs {
+    package init() {}
     private var lineOf = [String: Int]()
-    mutating func check(_ id: String, file: String, line: Int) throws {
+    package mutating func check(_ id: String, file: String, line: Int) throws {
         if let first = lineOf[id] {
             throw QDFError("molecule id '\(id)' repeats (first at line \(first))", file: file, line: line)
         }
@@ -84,7 +85,9 @@ public final class QDFTextReader: MoleculeReader {
     public var path: String { lines.path }
     public private(set) var moleculeLine = 0
 
-    public init(path: String) throws { lines = try LineReader(path: path) }
+    /// Reads `path`; `source` supplies its bytes when they are not the plain file's (a
+    /// decompressing source, for example).
+    public init(path: String, source: ByteSource? = nil) throws { lines = try LineReader(path: path, source: source) }
 
     private func nextLine() throws -> String? {
         if let p = pending { pending = nil; return p }
@@ -136,47 +139,4 @@ public final class QDFTextReader: MoleculeReader {
         moleculeLine = idLineNumber
         return m
     }
-}
-
-/// Opens a molecule file by its extension, after an optional `.gz` or `.bz2`:
-/// `.xyz`/`.extxyz` (XYZ, multi-frame, extended XYZ, QM9's original files),
-/// `.sdf`/`.sd`/`.mol` (MDL V2000), anything else the QDF text format.
-/// - Parameter properties: names of the property values to read (extended XYZ `key=value`
-///   comment fields, SDF data items, QM9 `gdb` line names such as `U0` or `homo`).
-public func openMoleculeFile(_ path: String, properties: [String] = []) throws -> MoleculeReader {
-    switch moleculeFormat(path) {
-    case .xyz: return try XYZReader(path: path, properties: properties)
-    case .sdf: return try SDFReader(path: path, properties: properties)
-    case .qdf:
-        if !properties.isEmpty {
-            throw QDFError("property names (\(properties.joined(separator: ", "))) apply to XYZ and SDF files; the QDF text format has unnamed property values", file: path)
-        }
-        return try QDFTextReader(path: path)
-    }
-}
-
-public enum MoleculeFileFormat: Sendable { case qdf, xyz, sdf }
-
-/// The format `openMoleculeFile` would use for a path.
-public func moleculeFormat(_ path: String) -> MoleculeFileFormat {
-    var lower = (path.split(separator: "/").last.map(String.init) ?? path).lowercased()
-    for c in [".gz", ".bz2"] where lower.hasSuffix(c) { lower.removeLast(c.count) }
-    if lower.hasSuffix(".xyz") || lower.hasSuffix(".extxyz") { return .xyz }
-    if lower.hasSuffix(".sdf") || lower.hasSuffix(".sd") || lower.hasSuffix(".mol") { return .sdf }
-    return .qdf
-}
-
-/// The file name without folders and without its molecule-format and compression extensions.
-func fileStem(_ path: String) -> String {
-    var name = path.split(separator: "/").last.map(String.init) ?? path
-    for ext in [".gz", ".bz2"] where name.lowercased().hasSuffix(ext) { name.removeLast(ext.count) }
-    for ext in [".xyz", ".extxyz", ".sdf", ".sd", ".mol", ".txt"] where name.lowercased().hasSuffix(ext) {
-        name.removeLast(ext.count); break
-    }
-    return name
-}
-
-/// Reads every molecule of a file.
-public func readMolecules(_ path: String, properties: [String] = []) throws -> [Molecule] {
-    try openMoleculeFile(path, properties: properties).readAll()
 }

@@ -1,0 +1,202 @@
+import QuantumDeepField
+// XYZ files, one or many frames per file, in three flavours told apart by the comment line:
+//
+// - plain XYZ: atom count, comment (the molecule's id when not empty), "Element x y z" lines;
+// - extended XYZ (ASE, QUIP): the comment holds key=value pairs, e.g.
+//       Properties=species:S:1:pos:R:3 energy=-40.47893 id=methane pbc="F F F"
+//   `Properties` gives the atom-line columns (default species:S:1:pos:R:3); the id comes
+//   from an `id` or `name` key; requested properties are read from their keys (a quoted
+//   value may hold several numbers: "1.0 2.0");
+// - QM9's original files (dsgdb9nsd_NNNNNN.xyz): the comment is "gdb N" and 15 property
+//   values (A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv, atomic units), atom lines
+//   carry a fifth column (Mulliken charge), numbers may use Mathematica's "*^" exponent,
+//   and three lines (frequencies, SMILES, InChI) follow the atoms. The id is
+//   dsgdb9nsd_NNNNNN.
+
+public final class XYZReader: MoleculeReader {
+    /// The names of the 15 values after "gdb N" on line 2 of QM9's original files.
+    public static let qm9PropertyNames = ["A", "B", "C", "mu", "alpha", "homo", "lumo", "gap",
+                                          "r2", "zpve", "U0", "U", "H", "G", "Cv"]
+
+    private let lines: LineReader
+    private let stem: String
+    private let properties: [String]
+    private var seen = SeenIDs()
+    private var frame = 0
+    public var path: String { lines.path }
+    public private(set) var moleculeLine = 0
+
+    /// - Parameter properties: names of property values to read for each frame (an error
+    ///   names the frame that lacks one).
+    public init(path: String, properties: [String] = []) throws {
+        lines = try openLines(path)
+        stem = fileStem(path)
+        self.properties = properties
+    }
+
+    public func next() throws -> Molecule? {
+        var countLine: String? = nil
+        while let l = try lines.nextLine() {
+            if !l.trimmingCharacters(in: .whitespaces).isEmpty { countLine = l; break }
+        }
+        guard let cl = countLine else { return nil }
+        let startLine = lines.lineNumber
+        let ct = tokens(cl)
+        guard ct.count == 1, let n = Int(ct[0]), n > 0 else {
+            throw lines.error("expected the number of atoms, found '\(cl.trimmingCharacters(in: .whitespaces))'")
+        }
+        guard let comment = try lines.nextLine() else {
+            throw lines.error("file ends before the comment line of frame \(frame + 1)")
+        }
+        frame += 1
+        let commentLine = lines.lineNumber
+        let trimmed = comment.trimmingCharacters(in: .whitespaces)
+        let fallbackID = frame == 1 ? stem : "\(stem)_\(frame)"
+
+        var id = trimmed.isEmpty ? fallbackID : trimmed
+        var props = [Double]()
+        var speciesColumn = 0, posColumn = 1, minColumns = 4
+        var qm9 = false
+        let ctoks = tokens(trimmed)
+        if ctoks.count == 17, ctoks[0] == "gdb", let index = Int(ctoks[1]) {
+            // QM9 original.
+            qm9 = true
+            let digits = String(index)
+            id = "dsgdb9nsd_" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+            var values = [Double]()
+            for (k, t) in ctoks[2...].enumerated() {
+                guard let v = parseNumber(t) else {
+                    throw lines.error("QM9 property \(Self.qm9PropertyNames[k]) is not a number: '\(t)'")
+                }
+                values.append(v)
+            }
+            for name in properties {
+                guard let k = Self.qm9PropertyNames.firstIndex(of: name)
+                        ?? Self.qm9PropertyNames.firstIndex(where: { $0.lowercased() == name.lowercased() }) else {
+                    throw lines.error("QM9 files have no property '\(name)' (they have \(Self.qm9PropertyNames.joined(separator: " ")))")
+                }
+                props.append(values[k])
+            }
+        } else if trimmed.contains("=") {
+            // Extended XYZ.
+            let fields = try parseKeyValues(trimmed)
+            if let v = fields["id"] ?? fields["name"] ?? fields["ID"] ?? fields["Name"], !v.isEmpty { id = v }
+            else { id = fallbackID }
+            if let spec = fields["Properties"] ?? fields["properties"] {
+                (speciesColumn, posColumn, minColumns) = try parseColumns(spec)
+            }
+            for name in properties {
+                guard let v = fields[name] else {
+                    throw lines.error("frame \(frame) has no property '\(name)' (keys: \(fields.keys.sorted().joined(separator: " ")))")
+                }
+                let parts = tokens(v)
+                guard !parts.isEmpty else { throw lines.error("property '\(name)' is empty") }
+                for p in parts {
+                    guard let x = parseNumber(p) else {
+                        throw lines.error("property '\(name)' is not a number: '\(v)'")
+                    }
+                    props.append(x)
+                }
+            }
+        } else if !properties.isEmpty {
+            throw lines.error("the comment line has no key=value fields, so property '\(properties[0])' cannot be read (extended XYZ expected)")
+        }
+
+        var zs = [Int](), ps = [SIMD3<Double>]()
+        // The count comes from the file: reserve no more than a plausible molecule needs.
+        zs.reserveCapacity(min(n, 4096)); ps.reserveCapacity(min(n, 4096))
+        for i in 0..<n {
+            guard let l = try lines.nextLine() else {
+                throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
+            }
+            let t = tokens(l)
+            if speciesColumn == 0 && posColumn == 1 {
+                let (z, p) = try parseAtomLine(t, allowExtra: true, lines: lines)
+                zs.append(z); ps.append(p)
+            } else {
+                guard t.count >= minColumns else {
+                    throw lines.error("expected \(minColumns) columns (from Properties=), found \(t.count)")
+                }
+                let (z, p) = try parseAtomLine([t[speciesColumn], t[posColumn], t[posColumn + 1], t[posColumn + 2]],
+                                               allowExtra: false, lines: lines)
+                zs.append(z); ps.append(p)
+            }
+        }
+        if qm9 {
+            // Frequencies, SMILES, InChI.
+            for what in ["harmonic frequencies", "SMILES", "InChI"] {
+                guard try lines.nextLine() != nil else {
+                    throw lines.error("QM9 file ends before its \(what) line (line \(commentLine) is a 'gdb' line, so 3 lines follow the atoms)")
+                }
+            }
+        }
+        let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
+        try validate(m, file: lines.path, line: startLine)
+        try seen.check(id, file: lines.path, line: startLine)
+        moleculeLine = startLine
+        return m
+    }
+
+    /// Splits `key=value key="quoted value" flag` into a dictionary (flags map to "T").
+    private func parseKeyValues(_ s: String) throws -> [String: String] {
+        var out = [String: String]()
+        let b = Array(s.utf8)
+        var i = 0
+        func isSpace(_ c: UInt8) -> Bool { c == 32 || c == 9 }
+        while i < b.count {
+            while i < b.count && isSpace(b[i]) { i += 1 }
+            if i >= b.count { break }
+            let ks = i
+            while i < b.count && b[i] != UInt8(ascii: "=") && !isSpace(b[i]) { i += 1 }
+            let key = String(decoding: b[ks..<i], as: UTF8.self)
+            var j = i
+            while j < b.count && isSpace(b[j]) { j += 1 }
+            if j < b.count && b[j] == UInt8(ascii: "=") {
+                i = j + 1
+                while i < b.count && isSpace(b[i]) { i += 1 }
+                var value = [UInt8]()
+                if i < b.count && (b[i] == UInt8(ascii: "\"") || b[i] == UInt8(ascii: "'") || b[i] == UInt8(ascii: "{")) {
+                    let close = b[i] == UInt8(ascii: "{") ? UInt8(ascii: "}") : b[i]
+                    i += 1
+                    while i < b.count && b[i] != close {
+                        if b[i] == UInt8(ascii: "\\") && i + 1 < b.count { i += 1 }
+                        value.append(b[i]); i += 1
+                    }
+                    guard i < b.count else { throw lines.error("unterminated quoted value of key '\(key)' in the comment line") }
+                    i += 1
+                } else {
+                    while i < b.count && !isSpace(b[i]) { value.append(b[i]); i += 1 }
+                }
+                out[key] = String(decoding: value, as: UTF8.self)
+            } else {
+                if key.isEmpty { throw lines.error("'=' without a key in the comment line") }
+                out[key] = "T"
+            }
+        }
+        return out
+    }
+
+    /// Parses `Properties=species:S:1:pos:R:3:...` into the species and position columns.
+    private func parseColumns(_ spec: String) throws -> (Int, Int, Int) {
+        let parts = spec.split(separator: ":")
+        guard parts.count % 3 == 0 else { throw lines.error("malformed Properties='\(spec)': expected name:type:count triples") }
+        var column = 0
+        var species: Int? = nil, pos: Int? = nil
+        for k in stride(from: 0, to: parts.count, by: 3) {
+            guard let count = Int(parts[k + 2]), count > 0 else {
+                throw lines.error("malformed Properties='\(spec)': bad column count '\(parts[k + 2])'")
+            }
+            let name = parts[k].lowercased()
+            if name == "species" || (name == "z" && species == nil) { species = column }
+            if name == "pos" || name == "positions" {
+                guard count == 3 else { throw lines.error("Properties='\(spec)': pos must have 3 columns") }
+                pos = column
+            }
+            column += count
+        }
+        guard let s = species, let p = pos else {
+            throw lines.error("Properties='\(spec)' lacks species or pos columns")
+        }
+        return (s, p, column)
+    }
+}

@@ -1,8 +1,0 @@
-import CCairo
-import CZlib
-
-/// Versions of the system libraries linked in (for `qdf info`).
-public enum SystemLibraries {
-    public static var cairo: String { String(cString: cairo_version_string()) }
-    public static var zlib: String { String(cString: CZlib.zlibVersion()) }
-}
