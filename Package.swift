@@ -11,7 +11,7 @@ import PackageDescription
 //   qdf               the command line, on top of all four
 let package = Package(
     name: "qdf-swift",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "QuantumDeepField", targets: ["QuantumDeepField"]),
         .library(name: "QDFFormats", targets: ["QDFFormats"]),

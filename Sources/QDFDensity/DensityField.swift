@@ -3,7 +3,7 @@ import QuantumDeepField
 import QDFFormats
 import Dispatch
 
-// Density anywhere in space (spec section 11).
+// Density anywhere in space (docs/model.md §11).
 //
 // φ is analytic, so ψ and ρ can be evaluated at any point r, not only on the training
 // grid. The normalizations are those of the molecule's own field grid, computed once by
@@ -19,7 +19,8 @@ import Dispatch
 // engine's ρ_i up to Float rounding (basis values are computed exactly as the engine does). ρ is in the model's own units: a per-grid-point
 // quantity that sums to N_e over the field grid. `DensityCube` turns it into e/bohr³.
 
-public final class DensityField: @unchecked Sendable {
+/// ρ and ψ of one molecule at any point in space, from a model. Immutable after `init`.
+public final class DensityField: Sendable {
     public let model: QDFModel
     public let molecule: Molecule
     public let geometry: MoleculeGeometry
@@ -29,10 +30,9 @@ public final class DensityField: @unchecked Sendable {
     public let basisCount: Int
     public var electronCount: Int { molecule.electronCount }
 
-    // Per basis function: its atom, q, ζ and 1/‖φ_:k‖ (field grid).
-    let atom: [Int32]
-    let q: [Int32]
-    let zeta: [Float]
+    // The molecule's basis functions, the ζ table and ‖φ_:k‖ on the field grid.
+    let layout: BasisLayout
+    let zetaTable: [Float]
     let basisNorm: [Float]
     /// W = Ĉ_kj · sqrt(N_e/dim)/‖Ψ_:j‖  (N_o × dim, row-major).
     let weights: [Float]
@@ -50,12 +50,12 @@ public final class DensityField: @unchecked Sendable {
         let dim = model.hyper.dim, nf = g.fieldCount, no = g.orbitalCount
         orbitalCount = dim
         basisCount = no
-        atom = g.orbitalAtom
-        q = g.orbitalQ
+        layout = g.basis
+        // The LCAO forward pass on the field grid, for its normalizations: ‖φ_:k‖ and ‖Ψ_:j‖.
         var phiHat = [Float](repeating: 0, count: nf * no), phiNorm = [Float](repeating: 0, count: no)
         var cHat = [Float](repeating: 0, count: no * dim), cNorm = [Float](repeating: 0, count: dim)
         var psiNorm = [Float](repeating: 0, count: dim), psi = [Float](repeating: 0, count: nf * dim)
-        var scratch = [Double](repeating: 0, count: LCAO.scratchCount(orbitals: no, dim: dim))
+        let scratch = ScratchArena()
         model.parameters.withUnsafeBufferPointer { p in
             phiHat.withUnsafeMutableBufferPointer { ph in
             phiNorm.withUnsafeMutableBufferPointer { pn in
@@ -63,17 +63,15 @@ public final class DensityField: @unchecked Sendable {
             cNorm.withUnsafeMutableBufferPointer { cn in
             psiNorm.withUnsafeMutableBufferPointer { sn in
             psi.withUnsafeMutableBufferPointer { ps in
-            scratch.withUnsafeMutableBufferPointer { sc in
-                let saved = LCAOSaved(phiHat: ph.baseAddress!, phiNorm: pn.baseAddress!, cHat: ch.baseAddress!,
-                                      cNorm: cn.baseAddress!, psiNorm: sn.baseAddress!)
+                let saved = LCAO.Saved(phiHat: ph.baseAddress!, phiNorm: pn.baseAddress!, cHat: ch.baseAddress!,
+                                       cNorm: cn.baseAddress!, psiNorm: sn.baseAddress!)
                 LCAO.forward(g, parameters: p.baseAddress!, offsets: model.offsets, dim: dim, saved: saved,
-                             psi: ps.baseAddress!, scratch: sc.baseAddress!)
-            }}}}}}}
+                             psi: ps.baseAddress!, compute: defaultCompute, scratch: scratch)
+            }}}}}}
         }
         basisNorm = phiNorm
-        let zetaTable = model.tensor("zeta.weight")
-        zeta = g.orbitalType.map { zetaTable[Int($0)] }
-        let scale = (Float(g.electronCount) / Float(dim)).squareRoot()
+        zetaTable = model.tensor("zeta.weight")
+        let scale = LCAO.orbitalScale(electrons: g.electronCount, dim: dim)
         var w = cHat
         for k in 0..<no { for j in 0..<dim { w[k * dim + j] *= scale / psiNorm[j] } }
         weights = w
@@ -109,89 +107,82 @@ public final class DensityField: @unchecked Sendable {
         var psiFlat = [Float](repeating: 0, count: orbitals.count * count)
         let blocks = (count + DensityField.blockSize - 1) / DensityField.blockSize
         if blocks == 0 { return (rho, orbitals.map { _ in [] }) }
-        let threads = min(blocks, max(1, ProcessInfo.processInfo.activeProcessorCount))
-        // GEMMs run inside our own threads: keep OpenBLAS single-threaded meanwhile.
-        let blasThreads = BLAS.shared.threads
-        if threads > 1 { BLAS.shared.setThreads(1) }
-        defer { if threads > 1 { BLAS.shared.setThreads(blasThreads) } }
+        let threads = min(blocks, defaultWorkers)
         // Coordinates first (the closure need not be thread-safe).
-        var xyz = [Double](repeating: 0, count: 3 * count)
-        for n in 0..<count { let p = point(n); xyz[3 * n] = p.x; xyz[3 * n + 1] = p.y; xyz[3 * n + 2] = p.z }
-        let dim = orbitalCount, no = basisCount
+        var xyzValues = [Double](repeating: 0, count: 3 * count)
+        for n in 0..<count { let p = point(n); xyzValues[3 * n] = p.x; xyzValues[3 * n + 1] = p.y; xyzValues[3 * n + 2] = p.z }
+        let xyz = xyzValues
+        let dim = orbitalCount, no = basisCount, nsel = orbitals.count
         // W restricted to the chosen orbitals (N_o × n_sel).
-        var sel = [Float](repeating: 0, count: no * orbitals.count)
-        for k in 0..<no { for (o, j) in orbitals.enumerated() { sel[k * orbitals.count + o] = weights[k * dim + j] } }
+        var sel = [Float](repeating: 0, count: no * nsel)
+        for k in 0..<no { for (o, j) in orbitals.enumerated() { sel[k * nsel + o] = weights[k * dim + j] } }
         let selected = sel
-        xyz.withUnsafeBufferPointer { xyzp in
-        rho.withUnsafeMutableBufferPointer { rhop in
-        psiFlat.withUnsafeMutableBufferPointer { psip in
-            let sendable = SendablePointers(rho: rhop.baseAddress!, xyz: xyzp.baseAddress!,
-                                            psi: psip.baseAddress ?? rhop.baseAddress!)
-            let nsel = orbitals.count
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                let basis = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * no)
-                let prod = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * max(no, nsel))
-                let dist = UnsafeMutablePointer<Float>.allocate(capacity: molecule.atomCount)
-                defer { basis.deallocate(); prod.deallocate(); dist.deallocate() }
-                var b = t
-                while b < blocks {
-                    let start = b * DensityField.blockSize
-                    let n = min(DensityField.blockSize, count - start)
-                    self.basisBlock(xyz: sendable.xyz + 3 * start, count: n, basis: basis, dist: dist)
-                    // ρ_i = b_iᵀ G b_i  (P × N_o GEMM, then row dots)
-                    gram.withUnsafeBufferPointer { g in
-                        BLAS.shared.sgemm(.none, .none, m: n, n: no, k: no, a: basis, lda: no, b: g.baseAddress!, ldb: no,
-                                          c: prod, ldc: no)
-                    }
-                    let r = sendable.rho + start
-                    for i in 0..<n {
-                        let x = basis + i * no, y = prod + i * no
-                        var s: Float = 0
-                        for k in 0..<no { s += x[k] * y[k] }
-                        r[i] = max(s, 0)
-                    }
-                    // Chosen orbitals: ψ_ij = b_i · W_:j.
-                    if nsel > 0 {
-                        selected.withUnsafeBufferPointer { w in
-                            BLAS.shared.sgemm(.none, .none, m: n, n: nsel, k: no, a: basis, lda: no, b: w.baseAddress!,
-                                              ldb: nsel, c: prod, ldc: nsel)
-                        }
-                        for o in 0..<nsel {
-                            let dst = sendable.psi + o * count + start
-                            for i in 0..<n { dst[i] = prod[i * nsel + o] }
-                        }
-                    }
-                    b += threads
+        // Each thread takes blocks t, t + threads, …; it returns ρ and the chosen ψ of its
+        // blocks, which are then placed.
+        let parts = try! concurrentMap(threads) { t -> [(start: Int, rho: [Float], psi: [Float])] in
+            var done = [(start: Int, rho: [Float], psi: [Float])]()
+            let basis = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * no)
+            let prod = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * max(no, nsel))
+            let dist = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * molecule.atomCount)
+            defer { basis.deallocate(); prod.deallocate(); dist.deallocate() }
+            var b = t
+            while b < blocks {
+                let start = b * DensityField.blockSize
+                let n = min(DensityField.blockSize, count - start)
+                xyz.withUnsafeBufferPointer { self.basisBlock(xyz: $0.baseAddress! + 3 * start, count: n, basis: basis, dist: dist) }
+                // ρ_i = b_iᵀ G b_i  (P × N_o GEMM, then row dots)
+                gram.withUnsafeBufferPointer { g in
+                    defaultCompute.gemm(.none, .none, m: n, n: no, k: no, a: basis, lda: no, b: g.baseAddress!, ldb: no,
+                                        c: prod, ldc: no)
                 }
+                var r = [Float](repeating: 0, count: n)
+                for i in 0..<n {
+                    let x = basis + i * no, y = prod + i * no
+                    var s: Float = 0
+                    for k in 0..<no { s += x[k] * y[k] }
+                    r[i] = max(s, 0)
+                }
+                // Chosen orbitals: ψ_ij = b_i · W_:j (point-major, n × n_sel).
+                var psiBlock = [Float]()
+                if nsel > 0 {
+                    selected.withUnsafeBufferPointer { w in
+                        defaultCompute.gemm(.none, .none, m: n, n: nsel, k: no, a: basis, lda: no, b: w.baseAddress!,
+                                            ldb: nsel, c: prod, ldc: nsel)
+                    }
+                    psiBlock = Array(UnsafeBufferPointer(start: prod, count: n * nsel))
+                }
+                done.append((start, r, psiBlock))
+                b += threads
             }
-        }}}
+            return done
+        }
+        for part in parts {
+            for block in part {
+                let n = block.rho.count
+                for i in 0..<n { rho[block.start + i] = block.rho[i] }
+                for o in 0..<nsel { for i in 0..<n { psiFlat[o * count + block.start + i] = block.psi[i * nsel + o] } }
+            }
+        }
         return (rho, orbitals.indices.map { Array(psiFlat[($0 * count)..<(($0 + 1) * count)]) })
     }
 
-    /// b_ik = φ_k(r_i)/‖φ_:k‖ (count × N_o) for a block of points.
+    /// b_ik = φ_k(r_i)/‖φ_:k‖ (count × N_o) for a block of points: the LCAO stage's basis
+    /// functions at the points' distances (computed as the grid computes them: Double, zero
+    /// → 1e6, rounded to Float once). `dist` holds count × M values.
     private func basisBlock(xyz: UnsafePointer<Double>, count n: Int, basis: UnsafeMutablePointer<Float>,
                             dist: UnsafeMutablePointer<Float>) {
         let no = basisCount, M = molecule.atomCount
         molecule.positions.withUnsafeBufferPointer { pos in
-        atom.withUnsafeBufferPointer { atom in
-        q.withUnsafeBufferPointer { q in
-        zeta.withUnsafeBufferPointer { zeta in
-        basisNorm.withUnsafeBufferPointer { norm in
             for i in 0..<n {
                 let p = SIMD3(xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2])
-                // Distances as the grid computes them: Double, zero → 1e6, rounded to Float once.
-                for a in 0..<M { dist[a] = Float(GridField.distance(p, pos[a])) }
-                let row = basis + i * no
-                for k in 0..<no {
-                    row[k] = LCAO.radial(dist[Int(atom[k])], zeta: zeta[k], q: Int(q[k])) / norm[k]
-                }
+                for a in 0..<M { dist[i * M + a] = Float(GridField.distance(p, pos[a])) }
             }
-        }}}}}
+        }
+        zetaTable.withUnsafeBufferPointer { zeta in
+            LCAO.basisValues(distances: dist, atomCount: M, rows: n, layout: layout, zeta: zeta.baseAddress!, into: basis)
+        }
+        basisNorm.withUnsafeBufferPointer { norm in
+            divideColumns(basis, rows: n, cols: no, ld: no, by: norm.baseAddress!)
+        }
     }
-}
-
-private struct SendablePointers: @unchecked Sendable {
-    let rho: UnsafeMutablePointer<Float>
-    let xyz: UnsafePointer<Double>
-    let psi: UnsafeMutablePointer<Float>
 }

@@ -17,7 +17,7 @@ struct Info: ParsableCommand {
             print("qdf \(qdfVersion)")
             print(BLAS.shared.info.description)
             let cores = ProcessInfo.processInfo.activeProcessorCount
-            print("parallelism: \(cores) molecule-parallel worker\(cores == 1 ? "" : "s") (one per core), BLAS threads per worker: \(BLAS.shared.threads)\(BLAS.shared.userSetThreads ? " (set in the environment)" : "")")
+            print("parallelism: \(cores) molecule-parallel worker\(cores == 1 ? "" : "s") (one per core), compute backend: \(defaultCompute.name), BLAS threads per worker: \(BLAS.shared.threads)\(BLAS.shared.userSetThreads ? " (set in the environment)" : "")")
             if let path = model {
                 let m = try QDFModel.load(path: path)
                 let h = m.hyper

@@ -35,7 +35,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Molecules per batch.")
     var batchSize = 32
 
-    @Option(help: "Molecule-parallel workers (each with single-threaded BLAS); 1 uses one engine with multi-threaded BLAS. Default: the number of cores.")
+    @Option(help: "Molecule-parallel workers, each with its own engine (BLAS single-threaded unless OPENBLAS_NUM_THREADS is set). Default: the number of cores, at most 8.")
     var workers: Int?
 
     func validate() throws {

@@ -39,7 +39,7 @@ struct RefitReadout: ParsableCommand {
             let m = try QDFModel.load(path: model)
             let train = try readMolecules(dataset + "/train.txt")
             let r = try ReadoutRefit.fit(model: m, molecules: train, ridge: ridge)
-            let refitted = try m.copy()
+            var refitted = m
             refitted.setReadout(weight: r.weight, bias: r.bias)
             let unit = m.metadata["unit"].map { " \($0)" } ?? ""
             func f(_ v: [Double]) -> String { v.map { String(format: "%.5f", $0) }.joined(separator: " / ") + unit }

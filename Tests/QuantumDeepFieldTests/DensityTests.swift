@@ -10,7 +10,7 @@ private func smallModel() throws -> QDFModel {
     var dict = OrbitalDictionary()
     let basis = try BasisSet("6-31G")
     for z in [1, 6, 7, 8, 9] { for f in basis.functions(atomicNumber: z) { dict.add(f.name) } }
-    let m = try QDFModel(hyper: Hyperparameters(dim: 40, layerFunctional: 1, hiddenHK: 8, layerHK: 1),
+    var m = try QDFModel(hyper: Hyperparameters(dim: 40, layerFunctional: 1, hiddenHK: 8, layerHK: 1),
                          dictionary: dict, seed: 7)
     // Distinct exponents so that the basis functions differ.
     let e = m.layout["zeta.weight"]!
@@ -47,9 +47,8 @@ struct DensityTests {
     private func checkFieldPoints(model: QDFModel, molecule mol: Molecule) throws {
         let engine = Engine(model: model)
         let g = try model.geometry(mol)
-        engine.forwardOrbitals([g])
-        engine.forwardPotential()
-        let rhoEngine = engine.density(0), psiEngine = engine.orbitals(0)
+        let fields = engine.orbitalFields([g], parameters: model.parameters)
+        let rhoEngine = fields[0].density, psiEngine = fields[0].orbitals
         let field = try DensityField(model: model, molecule: mol)
         let pts = field.fieldPoints
         #expect(pts.count == g.fieldCount)
@@ -61,7 +60,7 @@ struct DensityTests {
             sum += Double(rho[i])
         }
         #expect(maxDiff <= 2e-5 * maxRho, "max |ρ − ρ_engine| = \(maxDiff), max ρ = \(maxRho)")
-        // Σ_i ρ_i over the field grid is N_e (spec section 5).
+        // Σ_i ρ_i over the field grid is N_e (docs/model.md §5).
         #expect(abs(sum - Double(mol.electronCount)) < 1e-3 * Double(mol.electronCount), "Σρ = \(sum)")
         let dim = model.hyper.dim
         var psiDiff: Float = 0, psiMax: Float = 0

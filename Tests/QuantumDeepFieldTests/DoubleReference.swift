@@ -5,7 +5,7 @@ import QDFDensity
 import QDFReports
 
 /// An independent, straightforward Float64 implementation of the QDF forward pass and
-/// losses (spec sections 5–8), written with plain loops from the spec. Tests use it to
+/// losses (docs/model.md §5–§8), written with plain loops from the spec. Tests use it to
 /// check the engine's forward values and, by central differences in Float64, its
 /// hand-written Float32 gradients.
 struct DoubleReference {

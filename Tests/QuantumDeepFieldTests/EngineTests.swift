@@ -94,14 +94,13 @@ struct EngineTests {
         let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, dim: 64, hiddenHK: 16), dictionary: dict)
         let engine = Engine(model: model)
         let geoms = try mols.map { try model.geometry($0) }
-        engine.forwardOrbitals(geoms)
-        engine.forwardPotential()
+        let fields = engine.orbitalFields(geoms, parameters: model.parameters)
         for (m, g) in geoms.enumerated() {
-            let psi = engine.orbitals(m)
+            let psi = fields[m].orbitals
             var sum = 0.0
             for k in 0..<(g.fieldCount * 64) { sum += Double(psi[k]) * Double(psi[k]) }
             #expect(abs(sum - Double(g.electronCount)) < 1e-3 * Double(g.electronCount))
-            let rho = engine.density(m)
+            let rho = fields[m].density
             let total = (0..<g.fieldCount).reduce(0.0) { $0 + Double(rho[$1]) }
             #expect(abs(total - Double(g.electronCount)) < 1e-3 * Double(g.electronCount))
         }
@@ -111,7 +110,7 @@ struct EngineTests {
     func forwardAgainstFloat64() throws {
         let (model, geoms) = try GradientTests.model(.sum, layers: 2)
         let reference = DoubleReference(model)
-        let e = Engine(model: model).predict(geoms)
+        let e = Engine(model: model).predict(geoms, parameters: model.parameters)
         for (g, v) in zip(geoms, e) {
             let r = reference.energy(g)
             for q in 0..<2 { #expect(abs(Double(v[q]) - r[q]) < 1e-4 * max(1, abs(r[q]))) }

@@ -38,14 +38,14 @@ struct FastPathTests {
         let fast = Engine(model: model), plain = Engine(model: model)
         fast.firstLayerThroughBasis = .always
         plain.firstLayerThroughBasis = .never
-        let a = fast.predict(geoms), b = plain.predict(geoms)
+        let a = fast.predict(geoms, parameters: model.parameters), b = plain.predict(geoms, parameters: model.parameters)
         #expect(fast.folded.allSatisfy { $0 } && plain.folded.allSatisfy { !$0 })
         for (x, y) in zip(a, b) {
             #expect(abs(x[0] - y[0]) <= 1e-4 * max(1, abs(y[0])), "fast \(x[0]) vs plain \(y[0])")
         }
         var ga = [Float](repeating: 0, count: model.layout.totalCount), gb = ga
-        let la = ga.withUnsafeMutableBufferPointer { fast.energyLossAndGradient(geoms, grad: $0.baseAddress!) }
-        let lb = gb.withUnsafeMutableBufferPointer { plain.energyLossAndGradient(geoms, grad: $0.baseAddress!) }
+        let la = fast.energyLossAndGradient(geoms, parameters: model.parameters, gradient: &ga)
+        let lb = plain.energyLossAndGradient(geoms, parameters: model.parameters, gradient: &gb)
         #expect(abs(la - lb) <= 1e-4 * lb)
         for e in model.layout.entries {
             let scale = e.range.map { abs(gb[$0]) }.max() ?? 0
@@ -60,13 +60,14 @@ struct FastPathTests {
         var dict = OrbitalDictionary()
         for m in Self.molecules() { dict.add(m, basis: basis) }
         let h = Hyperparameters(basisSet: basis, dim: 32, layerFunctional: 2, hiddenHK: 24, layerHK: 2)
-        let a = try QDFModel(hyper: h, dictionary: dict, seed: 4), b = try QDFModel(hyper: h, dictionary: dict, seed: 4)
+        var a = try QDFModel(hyper: h, dictionary: dict, seed: 4), b = try QDFModel(hyper: h, dictionary: dict, seed: 4)
         let geoms = try Self.molecules().map { try a.geometry($0, withPotential: true) }
-        let serial = TrainingStep(model: a, workers: 1), parallel = TrainingStep(model: b, workers: 2)
+        let serial = TrainingStep(architecture: a.architecture, workers: 1)
+        let parallel = TrainingStep(architecture: b.architecture, workers: 2)
         let adamA = Adam(layout: a.layout, learningRate: 1e-3), adamB = Adam(layout: b.layout, learningRate: 1e-3)
         for batch in [Array(geoms[0..<4]), Array(geoms[1..<6]), [geoms[2]]] {
-            let (ea, va) = serial.step(batch, adam: adamA, hkMap: true)
-            let (eb, vb) = parallel.step(batch, adam: adamB, hkMap: true)
+            let (ea, va) = serial.step(batch, parameters: &a.parameters, adam: adamA, hkMap: true)
+            let (eb, vb) = parallel.step(batch, parameters: &b.parameters, adam: adamB, hkMap: true)
             #expect(abs(ea - eb) <= 1e-5 * ea && abs(va - vb) <= 1e-5 * va, "E \(ea) vs \(eb), V \(va) vs \(vb)")
         }
         // Adam normalizes steps, so rounding differences in tiny gradients can move a
@@ -82,7 +83,8 @@ struct FastPathTests {
         for m in Self.molecules() { dict.add(m, basis: basis) }
         for op in [Readout.sum, .mean] {
             let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, operation: op, outputs: 1), dictionary: dict, seed: 8)
-            let whole = Engine(model: model).predict(try Self.molecules().map { try model.geometry($0) })
+            let whole = Engine(model: model).predict(try Self.molecules().map { try model.geometry($0) },
+                                                     parameters: model.parameters)
             for (m, w) in zip(Self.molecules(), whole) {
                 let chunked = try LargeMolecule.predict(m, model: model, chunkRows: 37)
                 #expect(abs(chunked[0] - w[0]) <= 1e-4 * max(1, abs(w[0])), "\(op) \(m.id): chunked \(chunked[0]) vs \(w[0])")
@@ -116,7 +118,7 @@ struct FastPathTests {
         let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, dim: 32, layerFunctional: 2, hiddenHK: 8, layerHK: 1),
                                  dictionary: dict, seed: 2)
         let big = Self.lattice(5, 5, 4)
-        let whole = Engine(model: model).predict([try model.geometry(big)])[0][0]
+        let whole = Engine(model: model).predict([try model.geometry(big)], parameters: model.parameters)[0][0]
         let predictor = Predictor(model: model)
         predictor.largeMoleculeValues = 1
         let chunked = try predictor.predict([big])[0].predicted[0]
@@ -137,7 +139,7 @@ struct FastPathTests {
         let geoms = try mols.map { try model.geometry($0) }
         let fast = Engine(model: model), plain = Engine(model: model)
         plain.firstLayerThroughBasis = .never
-        let a = fast.predict(geoms), b = plain.predict(geoms)
+        let a = fast.predict(geoms, parameters: model.parameters), b = plain.predict(geoms, parameters: model.parameters)
         #expect(fast.folded.contains(true))
         let maxDiff = zip(a, b).map { abs($0[0] - $1[0]) }.max() ?? 0
         #expect(maxDiff < 1e-3, "largest difference \(maxDiff) eV")

@@ -41,7 +41,7 @@ struct ReadoutRefitTests {
         let target = try Predictor(model: truth).predict(mols)
         for k in mols.indices { mols[k].properties = target[k].predicted.map(Double.init) }
         // Same features, another readout: W_property and its bias scrambled.
-        let start = try truth.copy()
+        var start = truth
         var rng = RandomGenerator(seed: 9)
         let d = truth.hyper.dim
         start.setReadout(weight: (0..<(2 * d)).map { _ in Float(rng.nextUniform(-1, 1)) }, bias: [3, -2])
@@ -63,7 +63,7 @@ struct ReadoutRefitTests {
         }
         let r = try ReadoutRefit.fit(model: m, molecules: mols)
         for q in 0..<2 { #expect(r.maeAfter[q] < r.maeBefore[q], "output \(q): \(r.maeBefore[q]) -> \(r.maeAfter[q])") }
-        let refitted = try m.copy()
+        var refitted = m
         refitted.setReadout(weight: r.weight, bias: r.bias)
         let p = try Predictor(model: refitted).predict(mols)
         let mae0 = zip(mols, p).map { abs(Double($1.predicted[0]) - $0.properties[0]) }.reduce(0, +) / Double(mols.count)

@@ -61,7 +61,7 @@ public enum TorchImport {
         }
     }
 
-    /// The model file contents (spec section 10) for a state_dict and its dictionary.
+    /// The model file contents (docs/model.md §10) for a state_dict and its dictionary.
     public static func safetensors(stateDict: TorchStateDict, dictionary: OrbitalDictionary,
                                    options: TorchImportOptions, sourceName: String) -> SafetensorsFile {
         var tensors = stateDict.tensors

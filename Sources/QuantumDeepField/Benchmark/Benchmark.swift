@@ -3,35 +3,62 @@ import Foundation
 // `qdf bench`: the machine's GEMM limit at the model's own shapes, and what training
 // and inference achieve against it, measured side by side in one run.
 
+/// The results of `Benchmark.run`: GEMM rates, training and inference throughput, and
+/// inference time against molecule size. Times in seconds unless named otherwise.
 public struct BenchmarkReport: Sendable {
+    /// One measured sgemm shape: a `label`, C[m×n] = A[m×k]·op(B), and the rate summed over
+    /// all concurrent copies in `gflops` (GFLOP/s).
     public struct GEMM: Sendable { public var label: String; public var m, n, k: Int; public var gflops: Double }
+    /// Inference time for one molecule size: `molecules` molecules of `atoms` atoms each took
+    /// `msPerMolecule` milliseconds per molecule (wall clock, after a warm-up).
     public struct Scaling: Sendable { public var atoms: Int; public var molecules: Int; public var msPerMolecule: Double }
 
+    /// The BLAS library in use.
     public var blas: BLASInfo
+    /// Active processor count; every GEMM shape runs this many copies at once.
     public var cores: Int
+    /// The measured GEMM shapes, in order.
     public var gemm: [GEMM] = []
+    /// The highest of the `gemm` rates (GFLOP/s): the machine's limit at the model's shapes.
     public var gemmLimit = 0.0
+    /// Molecules in the timed training pass (one epoch, batches of 4, E and V steps).
     public var trainMolecules = 0
+    /// Wall-clock seconds of the timed training pass.
     public var trainSeconds = 0.0
+    /// GFLOPs (10⁹ floating-point operations) the BLAS counted during the training pass.
     public var trainGFLOPs = 0.0
+    /// Molecules predicted in the timed inference pass.
     public var inferMolecules = 0
+    /// Wall-clock seconds of the inference pass, reading and geometry included.
     public var inferSeconds = 0.0
+    /// GFLOPs the BLAS counted during the inference pass.
     public var inferGFLOPs = 0.0
+    /// Where the inference molecules came from: the file name, or "synthetic 15–29 atoms".
     public var inferSource = ""
+    /// Where the training molecules came from: "given set" or "synthetic 3–14 atoms".
     public var trainSource = ""
+    /// Inference time per molecule by atom count, in increasing atom count.
     public var scaling: [Scaling] = []
-    /// Least-squares fit ms = a + b·atoms over the scaling points, and its R².
+    /// Least-squares fit ms = a + b·atoms over the scaling points, and its R² (all zero
+    /// when fewer than two sizes were measured).
     public var scalingFit: (intercept: Double, slope: Double, r2: Double) = (0, 0, 0)
+    /// The process's peak resident set size at the end of the run, in MiB.
     public var peakResidentMiB = 0.0
 
+    /// Training throughput, molecules per second.
     public var trainMoleculesPerSecond: Double { Double(trainMolecules) / max(trainSeconds, 1e-9) }
+    /// Training GEMM rate achieved, GFLOP/s (compare with `gemmLimit`).
     public var trainAchievedGFLOPS: Double { trainGFLOPs / max(trainSeconds, 1e-9) }
+    /// Inference throughput, molecules per second.
     public var inferMoleculesPerSecond: Double { Double(inferMolecules) / max(inferSeconds, 1e-9) }
+    /// Inference GEMM rate achieved, GFLOP/s (compare with `gemmLimit`).
     public var inferAchievedGFLOPS: Double { inferGFLOPs / max(inferSeconds, 1e-9) }
 }
 
+/// `qdf bench`: measurement helpers and the whole benchmark run.
 public enum Benchmark {
-    /// Deterministic QM9-like molecules (C, N, O chains with hydrogens) of `atoms` atoms.
+    /// `count` deterministic QM9-like molecules (C, N, O chains with hydrogens, positions in
+    /// ångström), each with an atom count drawn from `atoms` and one property, −4.5·atoms.
     public static func syntheticMolecules(count: Int, atoms: ClosedRange<Int>, seed: UInt64) -> [Molecule] {
         var rng = RandomGenerator(seed: seed)
         return (0..<count).map { n in
@@ -59,31 +86,32 @@ public enum Benchmark {
     }
 
     /// GFLOP/s of sgemm for C[m×n] = A[m×k]·op(B), `copies` independent GEMMs running
-    /// at once on as many threads (qdf's molecule-parallel layout), for at least `seconds`.
+    /// at once on as many threads (qdf's molecule-parallel layout), for at least `seconds`
+    /// (wall clock); the rates of the copies are summed.
     public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, copies: Int = 1,
                                 seconds: Double = 0.6) -> Double {
         let copies = max(1, copies)
-        var rates = [Double](repeating: 0, count: copies)
-        rates.withUnsafeMutableBufferPointer { rp in
-            let out = UnsafeTransfer(rp.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: copies) { w in
-                let a = Buffer(m * k), b = Buffer(k * n), c = Buffer(m * n)
-                var rng = RandomGenerator(seed: UInt64(1 + w))
-                for i in 0..<(m * k) { a[i] = Float(rng.nextUnit()) }
-                for i in 0..<(k * n) { b[i] = Float(rng.nextUnit()) }
-                let blas = BLAS.shared
-                func run() { blas.sgemm(.none, transB, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer,
-                                        ldb: transB == .none ? n : k, c: c.pointer, ldc: n) }
+        let compute = defaultCompute
+        let rates = try! concurrentMap(copies) { w -> Double in
+            var a = [Float](repeating: 0, count: m * k), b = [Float](repeating: 0, count: k * n)
+            var c = [Float](repeating: 0, count: m * n)
+            var rng = RandomGenerator(seed: UInt64(1 + w))
+            for i in 0..<(m * k) { a[i] = Float(rng.nextUnit()) }
+            for i in 0..<(k * n) { b[i] = Float(rng.nextUnit()) }
+            return a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in c.withUnsafeMutableBufferPointer { c in
+                func run() { compute.gemm(.none, transB, m: m, n: n, k: k, a: a.baseAddress!, lda: k, b: b.baseAddress!,
+                                          ldb: transB == .none ? n : k, c: c.baseAddress!, ldc: n) }
                 run(); run()
                 var reps = 0
                 let start = Date()
                 while Date().timeIntervalSince(start) < seconds || reps < 3 { run(); reps += 1 }
-                out.value[w] = 2.0 * Double(m * n * k) * Double(reps) / Date().timeIntervalSince(start) / 1e9
-            }
+                return 2.0 * Double(m * n * k) * Double(reps) / Date().timeIntervalSince(start) / 1e9
+            }}}
         }
         return rates.reduce(0, +)
     }
 
+    /// The process's peak resident set size so far, in MiB (`getrusage` ru_maxrss, KiB on Linux).
     public static func peakResidentMiB() -> Double {
         var u = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
@@ -94,7 +122,9 @@ public enum Benchmark {
     /// layers, batch 4); `trainMolecules` from `trainSet` (or synthetic 3–14-atom molecules),
     /// inference over `inferFile` streamed from disk (or synthetic 15–29-atom molecules).
     /// `inferFile` names the inference molecules and `openInfer` opens a reader over them
-    /// (a new one each call); without them synthetic molecules are used.
+    /// (a new one each call); without them synthetic molecules are used. `progress` gets a
+    /// line per phase. Throws `QDFError` from reading the inference file (with file/line).
+    /// `trainMolecules` must be ≥ 1.
     public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?,
                            openInfer: (() throws -> MoleculeReader)? = nil, inferMolecules: Int,
                            trainWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -126,17 +156,17 @@ public enum Benchmark {
         var dict = OrbitalDictionary()
         for m in train { dict.add(m, basis: basis) }
         for z in [1, 6, 7, 8, 9] { dict.add(Molecule(id: "", atomicNumbers: [z], positions: [.zero]), basis: basis) }
-        let model = try QDFModel(hyper: Hyperparameters(basisSet: basis, outputs: train[0].properties.count), dictionary: dict)
-        let stepper = TrainingStep(model: model, workers: trainWorkers)
+        var model = try QDFModel(hyper: Hyperparameters(basisSet: basis, outputs: train[0].properties.count), dictionary: dict)
+        let stepper = TrainingStep(architecture: model.architecture, workers: trainWorkers)
         let adam = Adam(layout: model.layout, learningRate: 1e-4)
         let geoms = try train.map { try model.geometry($0, withPotential: true) }
         // Warm-up (buffers grow to their size), then the timed pass.
-        _ = stepper.step(Array(geoms.prefix(4)), adam: adam, hkMap: true)
+        _ = stepper.step(Array(geoms.prefix(4)), parameters: &model.parameters, adam: adam, hkMap: true)
         let f0 = BLAS.shared.flopCount
         let t0 = Date()
         var i = 0
         while i < geoms.count {
-            _ = stepper.step(Array(geoms[i..<min(i + 4, geoms.count)]), adam: adam, hkMap: true)
+            _ = stepper.step(Array(geoms[i..<min(i + 4, geoms.count)]), parameters: &model.parameters, adam: adam, hkMap: true)
             i += 4
         }
         r.trainSeconds = Date().timeIntervalSince(t0)

@@ -8,7 +8,7 @@ import Foundation
 /// Writes `data` to `path` atomically: a temporary file in the same folder is written,
 /// flushed to disk and renamed over the target, so a reader (or a crash) sees either
 /// the old file or the new one, never a partial one. On failure the old file is kept
-/// and the temporary file removed.
+/// and the temporary file removed. Throws `QDFError` (file: `path`) on any I/O failure.
 public func writeAtomically(_ data: Data, to path: String) throws {
     let tmp = temporaryPath(for: path)
     let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -42,6 +42,8 @@ func temporaryPath(for path: String) -> String {
     return (dir.isEmpty ? "" : dir + "/") + ".\(name).tmp.\(getpid())"
 }
 
+/// Writes `text` as UTF-8 to `path` atomically, as `writeAtomically(_:to:)` for `Data`.
+/// Throws `QDFError` (file: `path`).
 public func writeAtomically(_ text: String, to path: String) throws {
     try writeAtomically(Data(text.utf8), to: path)
 }
@@ -49,12 +51,15 @@ public func writeAtomically(_ text: String, to path: String) throws {
 /// A text file written line by line into a temporary file beside the target and renamed
 /// over it by `commit()`; `abandon()` (or deinit without commit) removes the temporary
 /// file, so a failed job never leaves a partial file or clobbers an existing one.
-/// Memory stays constant however much is written.
+/// Memory stays constant however much is written. Not thread-safe: one thread at a time.
 public final class AtomicTextWriter {
+    /// The target file (replaced only by `commit()`).
     public let path: String
     private let tmp: String
     private var file: UnsafeMutablePointer<FILE>?
 
+    /// Opens the temporary file ".NAME.tmp.PID" beside `path`. Throws `QDFError` (file:
+    /// `path`) if it cannot be created.
     public init(path: String) throws {
         self.path = path
         tmp = temporaryPath(for: path)
@@ -65,6 +70,8 @@ public final class AtomicTextWriter {
         setvbuf(f, nil, _IOFBF, 1 << 16)
     }
 
+    /// Appends `line` and a newline ("\n"). Does nothing after `commit()` or `abandon()`.
+    /// Throws `QDFError` (file: `path`) on a write error.
     public func write(_ line: String) throws {
         guard let f = file else { return }
         var ok = true
@@ -74,6 +81,8 @@ public final class AtomicTextWriter {
         if !ok { throw QDFError("cannot write: \(String(cString: strerror(errno)))", file: path) }
     }
 
+    /// Flushes and fsyncs the temporary file and renames it over `path`; later calls do
+    /// nothing. Throws `QDFError` (file: `path`) on failure, after removing the temporary file.
     public func commit() throws {
         guard let f = file else { return }
         file = nil
@@ -88,6 +97,7 @@ public final class AtomicTextWriter {
         }
     }
 
+    /// Closes and removes the temporary file, leaving `path` untouched; no-op after `commit()`.
     public func abandon() {
         if let f = file { fclose(f); file = nil; unlink(tmp) }
     }

@@ -8,21 +8,30 @@ import Darwin
 #endif
 import Foundation
 
-/// A source of raw bytes (a plain file; compressed sources can conform too).
+/// A source of raw bytes (a plain file; compressed sources can conform too). Used by one
+/// thread at a time.
 public protocol ByteSource: AnyObject {
-    /// Reads up to `count` bytes into `buffer`; returns the number read, 0 at the end.
+    /// Reads up to `count` bytes into `buffer` (owned by the caller, at least `count` bytes
+    /// writable); returns the number read, 0 at the end. Throws `QDFError` on a read error.
     func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int
+    /// Releases the source; must be safe to call more than once. `LineReader` calls it on deinit.
     func close()
 }
 
+/// The bytes of a plain file, read with read(2); closes its descriptor on `close()` or deinit.
+/// One thread at a time.
 public final class FileByteSource: ByteSource {
     private var fd: Int32
+    /// The file being read.
     public let path: String
+    /// Opens `path` for reading. Throws `QDFError` (file: `path`) if it cannot be opened.
     public init(path: String) throws {
         self.path = path
         fd = open(path, O_RDONLY)
         if fd < 0 { throw QDFError("cannot open: \(String(cString: strerror(errno)))", file: path) }
     }
+    /// Reads up to `count` bytes into the caller's `buffer`, retrying on EINTR; 0 at the end
+    /// of the file. Throws `QDFError` (file: `path`) on a read error.
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         while true {
             let n = Glibc.read(fd, buffer, count)
@@ -31,11 +40,15 @@ public final class FileByteSource: ByteSource {
             throw QDFError("read error: \(String(cString: strerror(errno)))", file: path)
         }
     }
+    /// Closes the descriptor; later calls do nothing.
     public func close() { if fd >= 0 { _ = Glibc.close(fd); fd = -1 } }
     deinit { close() }
 }
 
+/// Reads a text file line by line through a growing 64 KiB buffer, counting lines; strips
+/// LF/CRLF and a leading UTF-8 BOM. Owns its source and closes it on deinit. One thread at a time.
 public final class LineReader {
+    /// The file name used in errors (also the file opened when no source is given).
     public let path: String
     private let source: ByteSource
     private var buffer: [UInt8] = []
@@ -45,6 +58,8 @@ public final class LineReader {
     /// The 1-based number of the line last returned.
     public private(set) var lineNumber = 0
 
+    /// Reads `source`, or the plain file at `path` when nil. Throws `QDFError` (file: `path`)
+    /// if the file cannot be opened.
     public init(path: String, source: ByteSource? = nil) throws {
         self.path = path
         self.source = try source ?? FileByteSource(path: path)
@@ -54,7 +69,8 @@ public final class LineReader {
 
     deinit { source.close() }
 
-    /// The next line without its line terminator, or nil at the end of the file.
+    /// The next line without its line terminator (invalid UTF-8 replaced by U+FFFD), or nil
+    /// at the end of the file. Throws the source's `QDFError` on a read error.
     public func nextLine() throws -> String? {
         while true {
             // Look for a newline in the buffered bytes.
@@ -95,7 +111,7 @@ public final class LineReader {
         return String(decoding: buffer[a..<b], as: UTF8.self)
     }
 
-    /// An error located at the line last read.
+    /// A `QDFError` located at `path` and the line last read (`lineNumber`), to throw.
     public func error(_ message: String) -> QDFError { QDFError(message, file: path, line: lineNumber) }
 }
 

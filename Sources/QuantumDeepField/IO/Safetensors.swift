@@ -6,32 +6,45 @@ import Foundation
 // allocates: header length against the file size, offsets inside the data and not
 // overlapping, byte counts against shapes, known dtypes.
 
+/// A dense Float32 tensor: a shape and its values, row-major (last index fastest).
 public struct Tensor: Sendable, Equatable {
+    /// The dimensions, e.g. [N_t, dim] for `coefficient.weight`; [] is a scalar.
     public var shape: [Int]
+    /// The product of `shape` values, row-major.
     public var values: [Float]
+    /// A tensor; traps (precondition) unless `values.count` is the product of `shape`.
     public init(shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
         self.shape = shape
         self.values = values
     }
+    /// The number of values.
     public var count: Int { values.count }
 }
 
+/// The contents of a safetensors file (docs/model.md §10): named tensors and string
+/// metadata. A value type; `Sendable`.
 public struct SafetensorsFile: Sendable {
-    /// Tensors in file order (by data offset).
+    /// Tensors in file order (by data offset) when parsed; `serialized()` writes them in
+    /// this order.
     public var tensors: [(name: String, tensor: Tensor)]
+    /// The `__metadata__` object (all values strings).
     public var metadata: [String: String]
 
+    /// A file from its tensors (names should be unique) and metadata.
     public init(tensors: [(name: String, tensor: Tensor)], metadata: [String: String]) {
         self.tensors = tensors
         self.metadata = metadata
     }
 
+    /// The first tensor named `name` (linear search), or nil.
     public subscript(name: String) -> Tensor? { tensors.first { $0.name == name }?.tensor }
 
     /// The largest header accepted (the reference model's is ~2.5 KB).
     public static let maxHeaderBytes = 64 << 20
 
+    /// Reads and parses the file at `path` (loaded whole into memory). Throws `QDFError`
+    /// (file: `path`) if it is missing, unreadable or invalid (see `parse`).
     public static func read(path: String) throws -> SafetensorsFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw QDFError("cannot read the model file (missing or unreadable)", file: path)
@@ -39,6 +52,10 @@ public struct SafetensorsFile: Sendable {
         return try parse(data, path: path)
     }
 
+    /// Parses safetensors bytes; F32, F64, F16 and BF16 tensors are converted to Float32.
+    /// Throws `QDFError` (file: `path`, no line) for a bad header length or JSON, non-string
+    /// metadata, an unknown dtype, or offsets outside the data, overlapping or not matching
+    /// the shape.
     public static func parse(_ data: Data, path: String = "<memory>") throws -> SafetensorsFile {
         func fail(_ m: String) -> QDFError { QDFError("not a valid safetensors file: \(m)", file: path) }
         guard data.count >= 8 else { throw fail("\(data.count) bytes, shorter than the 8-byte header length") }
@@ -126,7 +143,8 @@ public struct SafetensorsFile: Sendable {
         return SafetensorsFile(tensors: tensors, metadata: metadata)
     }
 
-    /// The file's bytes: F32 tensors in the given order, header padded to 8 bytes.
+    /// The file's bytes: F32 tensors in the given order, metadata keys sorted, header padded
+    /// with spaces to a multiple of 8 bytes.
     public func serialized() -> Data {
         var header = "{"
         var parts = [String]()
@@ -157,7 +175,8 @@ public struct SafetensorsFile: Sendable {
         return out
     }
 
-    /// Writes atomically: a temporary file beside the target, then rename.
+    /// Writes `serialized()` to `path` atomically: a temporary file beside the target, then
+    /// rename. Throws `QDFError` (file: `path`) on an I/O failure.
     public func write(path: String) throws {
         try writeAtomically(serialized(), to: path)
     }

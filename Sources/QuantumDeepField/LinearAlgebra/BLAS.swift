@@ -19,21 +19,32 @@ import Darwin
 import Foundation
 import Synchronization
 
-/// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C.
+/// How a GEMM operand enters C = alpha · op(A) · op(B) + beta · C (row-major Float32):
+/// `.none` as stored (op(X) = X), `.transpose` transposed (op(X) = Xᵀ).
 public enum Transpose: Sendable { case none, transpose }
 
+/// What `qdf info` and `qdf bench` report about the GEMM library in use.
 public struct BLASInfo: Sendable, CustomStringConvertible {
-    public var library: String          // path or name of the loaded library, or "builtin"
-    public var config: String           // openblas_get_config()
-    public var coreName: String         // openblas_get_corename()
+    /// Path or name of the loaded library, or "builtin" for the portable Swift GEMM.
+    public var library: String
+    /// `openblas_get_config()`.
+    public var config: String
+    /// `openblas_get_corename()`: the CPU kernel in use.
+    public var coreName: String
+    /// BLAS's own threads (1 unless the environment set it).
     public var threads: Int
-    public var coreTypeSetting: String  // how OPENBLAS_CORETYPE was decided
+    /// How OPENBLAS_CORETYPE was decided.
+    public var coreTypeSetting: String
+    /// A five-line, human-readable summary (library, config, kernel, threads, core type).
     public var description: String {
         "BLAS: \(library)\n  config: \(config)\n  kernel: \(coreName)\n  threads: \(threads)\n  OPENBLAS_CORETYPE: \(coreTypeSetting)"
     }
 }
 
-public final class BLAS: @unchecked Sendable {
+/// The GEMM library of the process (loaded once: a shared library is per process), and
+/// its flop counter. The engine reaches it only through a `ComputeBackend`. Immutable after
+/// loading; `sgemm` may be called from several threads at once (the counter is atomic).
+public final class BLAS: Sendable {
     typealias SgemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
                                         UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
                                         Float, UnsafeMutablePointer<Float>?, Int32) -> Void
@@ -42,13 +53,13 @@ public final class BLAS: @unchecked Sendable {
     typealias SetIntFn = @convention(c) (Int32) -> Void
 
     private let sgemmFn: SgemmFn?
-    private let setThreadsFn: SetIntFn?
     private let getThreadsFn: IntFn?
+    /// What was loaded and how (for `qdf info` and `qdf bench`).
     public let info: BLASInfo
     /// Whether the environment set BLAS's thread count (then qdf leaves it).
     public let userSetThreads: Bool
 
-    /// The process-wide BLAS, loaded on first use.
+    /// The process's BLAS, loaded on first use.
     public static let shared = BLAS()
 
     /// Chooses OPENBLAS_CORETYPE from the CPU flags (never overriding a user's value).
@@ -84,7 +95,7 @@ public final class BLAS: @unchecked Sendable {
             return unsafeBitCast(p, to: type)
         }
         sgemmFn = sym("cblas_sgemm", SgemmFn.self)
-        setThreadsFn = sym("openblas_set_num_threads", SetIntFn.self)
+        let setThreadsFn = sym("openblas_set_num_threads", SetIntFn.self)
         getThreadsFn = sym("openblas_get_num_threads", IntFn.self)
         let config = sym("openblas_get_config", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
         let core = sym("openblas_get_corename", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
@@ -104,21 +115,13 @@ public final class BLAS: @unchecked Sendable {
     public var flopCount: UInt64 { flops.load(ordering: .relaxed) }
     private let flops = Atomic<UInt64>(0)
 
-    /// Runs `body`, which calls BLAS from several threads at once. BLAS is single-threaded
-    /// unless the user's environment asked otherwise; then it is limited to one thread for
-    /// the duration and restored (a process-wide setting: not for concurrent callers).
-    public func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
-        let before = threads
-        if before != 1 { setThreads(1) }
-        defer { if before != 1 { setThreads(before) } }
-        return try body()
-    }
-
+    /// BLAS's own thread count, fixed when the library is loaded: 1 unless the environment
+    /// set it. qdf never changes it afterwards, so concurrent callers cannot race on it.
     public var threads: Int { Int(getThreadsFn?() ?? 1) }
-    public func setThreads(_ n: Int) { setThreadsFn?(Int32(n)) }
 
-    /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major.
-    /// op(A) is m×k (A is m×k, or k×m when transposed), op(B) is k×n.
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major Float32.
+    /// op(A) is m×k (A is m×k, or k×m when transposed), op(B) is k×n; `lda`, `ldb`, `ldc`
+    /// are row strides. Pointers are the caller's, borrowed for the call; C must not alias A or B.
     @inline(__always)
     public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                       alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
@@ -141,7 +144,8 @@ public final class BLAS: @unchecked Sendable {
     }
 
     /// A straightforward GEMM used when no BLAS library is available (and in tests
-    /// as an independent computation).
+    /// as an independent computation). Same contract as `sgemm`, but not flop-counted;
+    /// terms whose alpha·op(A) entry is 0 are skipped (a NaN/Inf in B there does not propagate).
     public static func portableSgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                                      alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                      b: UnsafePointer<Float>, ldb: Int,

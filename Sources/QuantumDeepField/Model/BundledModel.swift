@@ -11,8 +11,11 @@ import Foundation
 /// copy it along with the binary when installing), and in the source tree this library
 /// was built from. A missing file is a clear error, never a crash.
 public enum BundledResources {
+    /// File name of the bundled model (predicts the atomization energy in eV).
     public static let modelFile = "qdf-qm9under14atoms.safetensors"
+    /// File name of the demo molecules (QDF text format, positions in Å).
     public static let demoMoleculesFile = "demo-molecules.txt"
+    /// The SwiftPM resource bundle's folder name, looked for next to the executable.
     public static let bundleName = "qdf-swift_QuantumDeepField.resources"
 
     /// The folders searched, in order (existing or not).
@@ -29,7 +32,8 @@ public enum BundledResources {
         return dirs
     }
 
-    /// The path of a bundled resource file.
+    /// The path of a bundled resource file: the first readable `name` along `searchPath()`.
+    /// Throws `QDFError` (no file/line) listing the folders searched if none has it.
     public static func path(_ name: String) throws -> String {
         let dirs = searchPath()
         for d in dirs {
@@ -57,15 +61,21 @@ public enum BundledResources {
 
 /// The bundled model: where it is, the model itself and a one-line description.
 public struct BundledModel {
+    /// Where the model file was found.
     public let path: String
+    /// The loaded model.
     public let model: QDFModel
 
+    /// Finds and loads the bundled model. Throws `QDFError` if it is not found (see
+    /// `BundledResources.path`) or the file is invalid (file: the path).
     public static func load() throws -> BundledModel {
         let p = try BundledResources.path(BundledResources.modelFile)
         return BundledModel(path: p, model: try QDFModel.load(path: p))
     }
 
-    /// "qdf-qm9under14atoms v1 (trained on QM9 molecules with at most 14 atoms; test MAE 0.1826 eV; ...)".
+    /// A one-line description from the metadata (`model_name`, else the file name, then the
+    /// `model_card_*` facts), e.g. "qdf-qm9under14atoms v1 (trained on QM9 molecules with at
+    /// most 14 atoms; test MAE 0.1826 eV; ...)".
     public var summary: String {
         let md = model.metadata
         var s = md["model_name"] ?? (path as NSString).lastPathComponent

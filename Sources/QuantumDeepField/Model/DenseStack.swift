@@ -5,20 +5,21 @@
 //
 //   x_{l+1} = relu(x_l W_lᵀ + b_l),   W_l: width × width ([out, in] as in PyTorch)
 
-enum DenseStack {
+package enum DenseStack {
     /// activations[0] holds the input (rows × width); fills activations[1...L].
-    static func forward(rows: Int, width: Int, weights: [UnsafePointer<Float>], biases: [UnsafePointer<Float>],
-                        activations: [UnsafeMutablePointer<Float>]) {
+    package static func forward(rows: Int, width: Int, weights: [UnsafePointer<Float>], biases: [UnsafePointer<Float>],
+                                activations: [UnsafeMutablePointer<Float>], compute: any ComputeBackend) {
         for l in 0..<weights.count {
             let x = activations[l], y = activations[l + 1]
-            BLAS.shared.sgemm(.none, .transpose, m: rows, n: width, k: width, a: x, lda: width,
-                              b: weights[l], ldb: width, c: y, ldc: width)
+            compute.gemm(.none, .transpose, m: rows, n: width, k: width, a: x, lda: width,
+                         b: weights[l], ldb: width, c: y, ldc: width)
             biasReLU(y, rows: rows, width: width, bias: biases[l])
         }
     }
 
+    /// y = relu(y + bias) for every row.
     @inline(__always)
-    static func biasReLU(_ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, bias: UnsafePointer<Float>) {
+    package static func biasReLU(_ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, bias: UnsafePointer<Float>) {
         for i in 0..<rows {
             let r = y + i * width
             for j in 0..<width { r[j] = max(r[j] + bias[j], 0) }
@@ -27,11 +28,11 @@ enum DenseStack {
 
     /// Given d(output) in `dTop` (rows × width, overwritten), accumulates the weight and
     /// bias gradients and leaves d(input) in `dInput`. `dScratch` is rows × width.
-    static func backward(rows: Int, width: Int, weights: [UnsafePointer<Float>],
-                         activations: [UnsafePointer<Float>],
-                         weightGrads: [UnsafeMutablePointer<Float>], biasGrads: [UnsafeMutablePointer<Float>],
-                         dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
-                         dInput: UnsafeMutablePointer<Float>) {
+    package static func backward(rows: Int, width: Int, weights: [UnsafePointer<Float>],
+                                 activations: [UnsafePointer<Float>],
+                                 weightGrads: [UnsafeMutablePointer<Float>], biasGrads: [UnsafeMutablePointer<Float>],
+                                 dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
+                                 dInput: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
         let L = weights.count
         if L == 0 { dInput.update(from: dTop, count: rows * width); return }
         var dy = dTop
@@ -44,11 +45,11 @@ enum DenseStack {
                 let r = dy + i * width
                 for j in 0..<width { gb[j] += r[j] }
             }
-            BLAS.shared.sgemm(.transpose, .none, m: width, n: width, k: rows, a: dy, lda: width, b: x, ldb: width,
-                              beta: 1, c: weightGrads[l], ldc: width)
+            compute.gemm(.transpose, .none, m: width, n: width, k: rows, a: dy, lda: width, b: x, ldb: width,
+                         beta: 1, c: weightGrads[l], ldc: width)
             let dx = l == 0 ? dInput : (dy == dTop ? dScratch : dTop)
-            BLAS.shared.sgemm(.none, .none, m: rows, n: width, k: width, a: dy, lda: width, b: weights[l], ldb: width,
-                              c: dx, ldc: width)
+            compute.gemm(.none, .none, m: rows, n: width, k: width, a: dy, lda: width, b: weights[l], ldb: width,
+                         c: dx, ldc: width)
             dy = dx
         }
     }

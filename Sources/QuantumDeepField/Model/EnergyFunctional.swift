@@ -1,72 +1,165 @@
-// The energy functional (spec section 6): a DNN from the molecular orbitals ψ
-// to the energy (or any properties), forward and backward.
+// The energy functional (docs/model.md §6): a DNN from the molecular orbitals ψ to the
+// energy (or any properties), forward and backward, every piece of it here:
 //
-//   h⁰ = ψ,  hˡ⁺¹ = relu(hˡ W_lᵀ + b_l)              every grid point of the batch at once
-//   s_m = Σ_{i∈m} h_i  (sum)   or  mean_{i∈m} h_i (mean)
+//   z⁰ = ψ W₀ᵀ            (or φ̂ A through the basis, §12: `FirstLayerThroughBasis`)
+//   h¹ = relu(z⁰ + b₀),  hˡ⁺¹ = relu(hˡ W_lᵀ + b_l)     every grid point of the batch at once
+//   s_m = Σ_{i∈m} h_i^L  (sum)   or  mean_{i∈m} h_i^L (mean)
 //   Ê_m = W_p s_m + b_p
+//
+// The engine runs the whole batch through it; the chunked large-molecule path runs the
+// same functions over chunks of grid points.
 
-public enum EnergyFunctional {
-    /// h[first] (rows × dim) is given (h[0] = ψ; h[1] when the first layer was computed
-    /// through the basis); fills h[first+1...L], the readout s (B × dim) and Ê (B × P).
-    static func forward(model: QDFModel, p: UnsafePointer<Float>, rows: Int, rowStart: [Int], rowCount: [Int],
-                        h: [UnsafeMutablePointer<Float>], first: Int, s: UnsafeMutablePointer<Float>,
-                        out: UnsafeMutablePointer<Float>) {
-        let o = model.offsets, d = model.hyper.dim, P = model.hyper.outputs
-        DenseStack.forward(rows: rows, width: d, weights: o.functionalWeight.dropFirst(first).map { p + $0 },
-                           biases: o.functionalBias.dropFirst(first).map { p + $0 }, activations: Array(h[first...]))
-        let top = h[model.hyper.layerFunctional]
-        let B = rowStart.count
-        for m in 0..<B {
-            let sm = s + m * d
-            sm.update(repeating: 0, count: d)
-            for i in rowStart[m]..<(rowStart[m] + rowCount[m]) {
-                let r = top + i * d
-                for j in 0..<d { sm[j] += r[j] }
-            }
-            if model.hyper.operation == .mean {
-                let inv = 1 / Float(max(rowCount[m], 1))
-                for j in 0..<d { sm[j] *= inv }
-            }
-        }
-        BLAS.shared.sgemm(.none, .transpose, m: B, n: P, k: d, a: s, lda: d, b: p + o.propertyWeight, ldb: d,
-                          c: out, ldc: P)
-        for m in 0..<B { for q in 0..<P { out[m * P + q] += p[o.propertyBias + q] } }
-    }
-
-    /// Given dÊ (B × P), accumulates gradients of W_property and W_functional[first...]
-    /// into `grad` and writes d(h[first]) into `dPsi` (rows × dim). `dTop` and `dScratch`
-    /// are rows × dim.
-    static func backward(model: QDFModel, p: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
-                         rows: Int, rowStart: [Int], rowCount: [Int], first: Int,
-                         h: [UnsafeMutablePointer<Float>], s: UnsafePointer<Float>, dOut: UnsafePointer<Float>,
-                         ds: UnsafeMutablePointer<Float>, dTop: UnsafeMutablePointer<Float>,
-                         dScratch: UnsafeMutablePointer<Float>, dPsi: UnsafeMutablePointer<Float>) {
-        let o = model.offsets, d = model.hyper.dim, P = model.hyper.outputs
-        let B = rowStart.count
-        // Ê = s W_pᵀ + b_p
-        BLAS.shared.sgemm(.transpose, .none, m: P, n: d, k: B, a: dOut, lda: P, b: s, ldb: d,
-                          beta: 1, c: grad + o.propertyWeight, ldc: d)
-        for m in 0..<B { for q in 0..<P { grad[o.propertyBias + q] += dOut[m * P + q] } }
-        BLAS.shared.sgemm(.none, .none, m: B, n: d, k: P, a: dOut, lda: P, b: p + o.propertyWeight, ldb: d,
-                          c: ds, ldc: d)
-        // Readout: every row of molecule m receives ds_m (÷ N_f for mean).
-        for m in 0..<B {
-            let dsm = ds + m * d
-            let f: Float = model.hyper.operation == .mean ? 1 / Float(max(rowCount[m], 1)) : 1
-            for i in rowStart[m]..<(rowStart[m] + rowCount[m]) {
-                let r = dTop + i * d
-                for j in 0..<d { r[j] = dsm[j] * f }
-            }
-        }
-        DenseStack.backward(rows: rows, width: d, weights: o.functionalWeight.dropFirst(first).map { UnsafePointer(p + $0) },
-                            activations: h[first...].map { UnsafePointer($0) },
-                            weightGrads: o.functionalWeight.dropFirst(first).map { grad + $0 },
-                            biasGrads: o.functionalBias.dropFirst(first).map { grad + $0 },
-                            dTop: dTop, dScratch: dScratch, dInput: dPsi)
+extension Readout {
+    /// The factor the readout applies to the sum over a molecule's N_f points: 1 for the
+    /// sum, 1/N_f for the mean.
+    @inline(__always)
+    public func factor(points: Int) -> Float {
+        self == .mean ? 1 / Float(max(points, 1)) : 1
     }
 }
 
-/// The energy functional's first layer computed through the basis (exact):
+/// The energy functional's stages, forward and backward (docs/model.md §6), over
+/// caller-owned row-major buffers; its members are package-internal and used by the engine
+/// and the chunked large-molecule path.
+public enum EnergyFunctional {
+    /// Whether the first layer should go through the basis (§12) for a molecule.
+    /// `Engine.Policy.automatic` folds where that is cheaper; the result is exact either way.
+    package static func foldsFirstLayer(_ policy: Engine.Policy, _ g: MoleculeGeometry, hyper: Hyperparameters) -> Bool {
+        guard hyper.layerFunctional >= 1 else { return false }
+        switch policy {
+        case .always: return true
+        case .never: return false
+        case .automatic:
+            return FirstLayerThroughBasis.pays(fieldCount: g.fieldCount, orbitalCount: g.orbitalCount, dim: hyper.dim)
+        }
+    }
+
+    // MARK: Forward
+
+    /// z⁰ = ψ W₀ᵀ for `rows` rows of ψ (row stride dim): before bias and ReLU.
+    @inline(__always)
+    package static func firstLayer(psi: UnsafePointer<Float>, rows: Int, dim: Int, w0: UnsafePointer<Float>,
+                                   z0: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
+        compute.gemm(.none, .transpose, m: rows, n: dim, k: dim, a: psi, lda: dim, b: w0, ldb: dim, c: z0, ldc: dim)
+    }
+
+    /// h¹ = relu(z⁰ + b₀) in place over `rows` rows.
+    @inline(__always)
+    package static func activateFirstLayer(_ z0: UnsafeMutablePointer<Float>, rows: Int, dim: Int,
+                                           bias: UnsafePointer<Float>) {
+        DenseStack.biasReLU(z0, rows: rows, width: dim, bias: bias)
+    }
+
+    /// Layers 1…L−1: from h¹ (`h[0]`) fills h[1…L−1], i.e. hˡ⁺¹ for each layer.
+    package static func upperLayers(p: UnsafePointer<Float>, offsets o: ParameterOffsets, rows: Int, dim: Int,
+                                    h: [UnsafeMutablePointer<Float>], compute: any ComputeBackend) {
+        DenseStack.forward(rows: rows, width: dim, weights: o.functionalWeight.dropFirst().map { p + $0 },
+                           biases: o.functionalBias.dropFirst().map { p + $0 }, activations: h, compute: compute)
+    }
+
+    /// The whole stack from ψ: `h[0]` holds ψ (rows × dim); fills h[1…L] (consecutive
+    /// entries must differ; the chunked path alternates two buffers). Returns h[L].
+    @discardableResult
+    package static func layers(p: UnsafePointer<Float>, offsets o: ParameterOffsets, rows: Int, dim: Int,
+                               h: [UnsafeMutablePointer<Float>], compute: any ComputeBackend) -> UnsafeMutablePointer<Float> {
+        let L = o.functionalWeight.count
+        guard L >= 1 else { return h[0] }
+        firstLayer(psi: h[0], rows: rows, dim: dim, w0: p + o.functionalWeight[0], z0: h[1], compute: compute)
+        activateFirstLayer(h[1], rows: rows, dim: dim, bias: p + o.functionalBias[0])
+        upperLayers(p: p, offsets: o, rows: rows, dim: dim, h: Array(h[1...]), compute: compute)
+        return h[L]
+    }
+
+    /// s = Σ over `rows` rows of `top` (dim values), summed in row order.
+    @inline(__always)
+    package static func sumRows(_ top: UnsafePointer<Float>, rows: Int, dim: Int, into s: UnsafeMutablePointer<Float>) {
+        s.update(repeating: 0, count: dim)
+        for i in 0..<rows {
+            let r = top + i * dim
+            for j in 0..<dim { s[j] += r[j] }
+        }
+    }
+
+    /// The readout s_m (B × dim) of every molecule of a batch from the top layer.
+    package static func readout(top: UnsafePointer<Float>, rowStart: [Int], rowCount: [Int], dim: Int,
+                                operation: Readout, s: UnsafeMutablePointer<Float>) {
+        for m in 0..<rowStart.count {
+            let sm = s + m * dim
+            sumRows(top + rowStart[m] * dim, rows: rowCount[m], dim: dim, into: sm)
+            let f = operation.factor(points: rowCount[m])
+            if f != 1 { for j in 0..<dim { sm[j] *= f } }
+        }
+    }
+
+    /// Ê = s W_pᵀ + b_p (B × P).
+    package static func property(s: UnsafePointer<Float>, molecules B: Int, p: UnsafePointer<Float>,
+                                 offsets o: ParameterOffsets, dim: Int, outputs P: Int,
+                                 out: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
+        compute.gemm(.none, .transpose, m: B, n: P, k: dim, a: s, lda: dim, b: p + o.propertyWeight, ldb: dim,
+                     c: out, ldc: P)
+        for m in 0..<B { for q in 0..<P { out[m * P + q] += p[o.propertyBias + q] } }
+    }
+
+    // MARK: Backward
+
+    /// From dÊ (B × P): adds the gradients of W_p and b_p and writes ds (B × dim).
+    package static func propertyBackward(dOut: UnsafePointer<Float>, s: UnsafePointer<Float>, molecules B: Int,
+                                         p: UnsafePointer<Float>, offsets o: ParameterOffsets, dim: Int, outputs P: Int,
+                                         grad: UnsafeMutablePointer<Float>, ds: UnsafeMutablePointer<Float>,
+                                         compute: any ComputeBackend) {
+        compute.gemm(.transpose, .none, m: P, n: dim, k: B, a: dOut, lda: P, b: s, ldb: dim,
+                     beta: 1, c: grad + o.propertyWeight, ldc: dim)
+        for m in 0..<B { for q in 0..<P { grad[o.propertyBias + q] += dOut[m * P + q] } }
+        compute.gemm(.none, .none, m: B, n: dim, k: P, a: dOut, lda: P, b: p + o.propertyWeight, ldb: dim,
+                     c: ds, ldc: dim)
+    }
+
+    /// The readout's backward: every row of molecule m receives ds_m (× 1/N_f for the mean).
+    package static func readoutBackward(ds: UnsafePointer<Float>, rowStart: [Int], rowCount: [Int], dim: Int,
+                                        operation: Readout, dTop: UnsafeMutablePointer<Float>) {
+        for m in 0..<rowStart.count {
+            let dsm = ds + m * dim
+            let f = operation.factor(points: rowCount[m])
+            for i in rowStart[m]..<(rowStart[m] + rowCount[m]) {
+                let r = dTop + i * dim
+                for j in 0..<dim { r[j] = dsm[j] * f }
+            }
+        }
+    }
+
+    /// Layers L−1…1: from d(h^L) in `dTop` (overwritten), adds their gradients and leaves
+    /// d(h¹) in `dH1`. `h` is h[1…L]; `dScratch` is rows × dim.
+    package static func upperLayersBackward(p: UnsafePointer<Float>, offsets o: ParameterOffsets, rows: Int, dim: Int,
+                                            h: [UnsafeMutablePointer<Float>], grad: UnsafeMutablePointer<Float>,
+                                            dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
+                                            dH1: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
+        DenseStack.backward(rows: rows, width: dim, weights: o.functionalWeight.dropFirst().map { UnsafePointer(p + $0) },
+                            activations: h.map { UnsafePointer($0) },
+                            weightGrads: o.functionalWeight.dropFirst().map { grad + $0 },
+                            biasGrads: o.functionalBias.dropFirst().map { grad + $0 },
+                            dTop: dTop, dScratch: dScratch, dInput: dH1, compute: compute)
+    }
+
+    /// h¹ = relu(z⁰ + b₀): turns d(h¹) into dz⁰ in place (ReLU mask) and adds b₀'s gradient.
+    package static func activateFirstLayerBackward(_ dz: UnsafeMutablePointer<Float>, h1: UnsafePointer<Float>,
+                                                   rows: Int, dim: Int, gradBias: UnsafeMutablePointer<Float>) {
+        for i in 0..<rows {
+            let r = dz + i * dim, y = h1 + i * dim
+            for j in 0..<dim { if y[j] <= 0 { r[j] = 0 }; gradBias[j] += r[j] }
+        }
+    }
+
+    /// z⁰ = ψ W₀ᵀ for one molecule's rows: adds dW₀ += dz⁰ᵀ ψ and writes dψ = dz⁰ W₀.
+    package static func firstLayerBackward(dZ0: UnsafePointer<Float>, psi: UnsafePointer<Float>, rows: Int, dim: Int,
+                                           w0: UnsafePointer<Float>, gradW0: UnsafeMutablePointer<Float>,
+                                           dPsi: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
+        compute.gemm(.transpose, .none, m: dim, n: dim, k: rows, a: dZ0, lda: dim, b: psi, ldb: dim,
+                     beta: 1, c: gradW0, ldc: dim)
+        compute.gemm(.none, .none, m: rows, n: dim, k: dim, a: dZ0, lda: dim, b: w0, ldb: dim, c: dPsi, ldc: dim)
+    }
+}
+
+/// The energy functional's first layer computed through the basis (exact, docs/model.md §12):
 ///
 ///   ψ W₀ᵀ = φ̂ (Ĉ D W₀ᵀ) = φ̂ A,   D = diag(sqrt(N_e/dim) / ‖Ψ_:j‖),   ‖Ψ_:j‖² = Ĉ_:jᵀ G Ĉ_:j,  G = φ̂ᵀφ̂
 ///
@@ -75,67 +168,69 @@ public enum EnergyFunctional {
 /// Backward, from dZ₀ = d(ψW₀ᵀ):  dA = φ̂ᵀdZ₀,  dφ̂ = dZ₀Aᵀ + 2φ̂ dG,  dW₀ = dAᵀB (B = ĈD),
 /// dB = dA W₀,  dĈ = dB D + (t ⊙ GĈ),  dG = Ĉ diag(t/2) Ĉᵀ,  t_j = −(Σ_k dB_kj Ĉ_kj)·s/n_j³.
 public enum FirstLayerThroughBasis {
-    /// Whether folding is cheaper for a molecule of N_f points and N_o functions.
+    /// Whether folding is cheaper for a molecule of N_f points and N_o functions:
+    /// N_f·N_o² + N_o·dim² + N_f·N_o·dim < N_f·N_o·dim + N_f·dim² multiply-adds (§12).
     public static func pays(fieldCount nf: Int, orbitalCount no: Int, dim: Int) -> Bool {
         let fold = Double(nf) * Double(no * no) + Double(no) * Double(dim * dim) + Double(nf) * Double(no * dim)
         let plain = Double(nf) * Double(no * dim) + Double(nf) * Double(dim * dim)
         return fold < plain
     }
 
-    public struct Saved {
-        public var gram: UnsafeMutablePointer<Float>  // N_o × N_o: G = φ̂ᵀφ̂
-        public var gc: UnsafeMutablePointer<Float>    // N_o × dim: G Ĉ
-        public var b: UnsafeMutablePointer<Float>     // N_o × dim: B = Ĉ D
-        public var a: UnsafeMutablePointer<Float>     // N_o × dim: A = B W₀ᵀ
+    /// Values the backward pass needs, kept by the forward pass in the engine's buffers.
+    package struct Saved {
+        package var gram: UnsafeMutablePointer<Float>  // N_o × N_o: G = φ̂ᵀφ̂
+        package var gc: UnsafeMutablePointer<Float>    // N_o × dim: G Ĉ
+        package var b: UnsafeMutablePointer<Float>     // N_o × dim: B = Ĉ D
+        package var a: UnsafeMutablePointer<Float>     // N_o × dim: A = B W₀ᵀ
     }
 
-    /// After `LCAO.basisForward` and `LCAO.coefficientForward`: fills ‖Ψ_:j‖ (s.psiNorm),
+    /// Floats of `Saved` one molecule needs: N_o² for G, and N_o·dim for each of GĈ, B, A.
+    package static func savedCounts(orbitals no: Int, dim: Int) -> (gram: Int, perMatrix: Int) { (no * no, no * dim) }
+
+    /// After `LCAO.basisForward` and `LCAO.coefficientForward`: fills ‖Ψ_:j‖ (lcao.psiNorm),
     /// the saved matrices, and z0 = φ̂ A (N_f × dim, before bias and ReLU).
-    static func forward(_ g: MoleculeGeometry, w0: UnsafePointer<Float>, dim: Int, lcao s: LCAOSaved, fold f: Saved,
-                        z0: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Double>) {
+    package static func forward(_ g: MoleculeGeometry, w0: UnsafePointer<Float>, dim: Int, lcao s: LCAO.Saved,
+                                fold f: Saved, z0: UnsafeMutablePointer<Float>,
+                                compute: any ComputeBackend, scratch: ScratchArena) {
         let nf = g.fieldCount, no = g.orbitalCount
-        let blas = BLAS.shared
-        blas.sgemm(.transpose, .none, m: no, n: no, k: nf, a: s.phiHat, lda: no, b: s.phiHat, ldb: no, c: f.gram, ldc: no)
-        blas.sgemm(.none, .none, m: no, n: dim, k: no, a: f.gram, lda: no, b: s.cHat, ldb: dim, c: f.gc, ldc: dim)
-        columnDots(s.cHat, f.gc, rows: no, cols: dim, ld: dim, into: scratch)
-        let scale = (Float(g.electronCount) / Float(dim)).squareRoot()
-        let w = max(dim, no)
-        let dcol = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self)
+        compute.gemm(.transpose, .none, m: no, n: no, k: nf, a: s.phiHat, lda: no, b: s.phiHat, ldb: no, c: f.gram, ldc: no)
+        compute.gemm(.none, .none, m: no, n: dim, k: no, a: f.gram, lda: no, b: s.cHat, ldb: dim, c: f.gc, ldc: dim)
+        let squares = scratch.doubles(dim), dcol = scratch.floats(dim)
+        columnDots(s.cHat, f.gc, rows: no, cols: dim, ld: dim, into: squares)
+        let scale = LCAO.orbitalScale(electrons: g.electronCount, dim: dim)
         for j in 0..<dim {
-            s.psiNorm[j] = max(Float(max(scratch[j], 0).squareRoot()), normalizationEpsilon)
+            s.psiNorm[j] = max(Float(max(squares[j], 0).squareRoot()), normalizationEpsilon)
             dcol[j] = scale / s.psiNorm[j]
         }
         for k in 0..<no {
             let br = f.b + k * dim, cr = s.cHat + k * dim
             for j in 0..<dim { br[j] = cr[j] * dcol[j] }
         }
-        blas.sgemm(.none, .transpose, m: no, n: dim, k: dim, a: f.b, lda: dim, b: w0, ldb: dim, c: f.a, ldc: dim)
-        blas.sgemm(.none, .none, m: nf, n: dim, k: no, a: s.phiHat, lda: no, b: f.a, ldb: dim, c: z0, ldc: dim)
+        compute.gemm(.none, .transpose, m: no, n: dim, k: dim, a: f.b, lda: dim, b: w0, ldb: dim, c: f.a, ldc: dim)
+        compute.gemm(.none, .none, m: nf, n: dim, k: no, a: s.phiHat, lda: no, b: f.a, ldb: dim, c: z0, ldc: dim)
     }
 
-    /// From dZ₀ (N_f × dim, ReLU mask applied), adds dW₀ and the ζ and coefficient
-    /// gradients. Scratch: dA and dB (N_o·dim each), dG (N_o²), dPhiHat (N_f·N_o).
-    static func backward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, w0: UnsafePointer<Float>,
-                         gradW0: UnsafeMutablePointer<Float>, dim: Int, lcao s: LCAOSaved, fold f: Saved,
-                         dZ0: UnsafePointer<Float>, dA: UnsafeMutablePointer<Float>, dB: UnsafeMutablePointer<Float>,
-                         dG: UnsafeMutablePointer<Float>, dPhiHat: UnsafeMutablePointer<Float>,
-                         grad: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Double>) {
+    /// From dZ₀ (N_f × dim, ReLU mask applied): adds dW₀ and returns dφ̂ (N_f × N_o) and
+    /// dĈ (N_o × dim), in `scratch`, for `LCAO.basisBackward` and `LCAO.coefficientBackward`.
+    package static func backward(_ g: MoleculeGeometry, w0: UnsafePointer<Float>, gradW0: UnsafeMutablePointer<Float>,
+                                 dim: Int, lcao s: LCAO.Saved, fold f: Saved, dZ0: UnsafePointer<Float>,
+                                 compute: any ComputeBackend, scratch: ScratchArena)
+        -> (dPhiHat: UnsafeMutablePointer<Float>, dCHat: UnsafeMutablePointer<Float>) {
         let nf = g.fieldCount, no = g.orbitalCount
-        let blas = BLAS.shared
-        blas.sgemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dZ0, ldb: dim, c: dA, ldc: dim)
-        blas.sgemm(.none, .transpose, m: nf, n: no, k: dim, a: dZ0, lda: dim, b: f.a, ldb: dim, c: dPhiHat, ldc: no)
-        blas.sgemm(.transpose, .none, m: dim, n: dim, k: no, a: dA, lda: dim, b: f.b, ldb: dim, beta: 1, c: gradW0, ldc: dim)
-        blas.sgemm(.none, .none, m: no, n: dim, k: dim, a: dA, lda: dim, b: w0, ldb: dim, c: dB, ldc: dim)
+        let dA = scratch.floats(no * dim), dB = scratch.floats(no * dim), dG = scratch.floats(no * no)
+        let dPhiHat = scratch.floats(nf * no)
+        compute.gemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dZ0, ldb: dim, c: dA, ldc: dim)
+        compute.gemm(.none, .transpose, m: nf, n: no, k: dim, a: dZ0, lda: dim, b: f.a, ldb: dim, c: dPhiHat, ldc: no)
+        compute.gemm(.transpose, .none, m: dim, n: dim, k: no, a: dA, lda: dim, b: f.b, ldb: dim, beta: 1, c: gradW0, ldc: dim)
+        compute.gemm(.none, .none, m: no, n: dim, k: dim, a: dA, lda: dim, b: w0, ldb: dim, c: dB, ldc: dim)
         // dD_j = Σ_k dB_kj Ĉ_kj;  t_j = dn_j / n_j with dn_j = −dD_j s / n_j².
-        columnDots(dB, s.cHat, rows: no, cols: dim, ld: dim, into: scratch)
-        let scale = (Float(g.electronCount) / Float(dim)).squareRoot()
-        let w = max(dim, no)
-        let dcol = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self)
-        let t = dcol + w
+        let dots = scratch.doubles(dim), dcol = scratch.floats(dim), t = scratch.floats(dim)
+        columnDots(dB, s.cHat, rows: no, cols: dim, ld: dim, into: dots)
+        let scale = LCAO.orbitalScale(electrons: g.electronCount, dim: dim)
         for j in 0..<dim {
             let n = s.psiNorm[j]
             dcol[j] = scale / n
-            t[j] = n > normalizationEpsilon ? -Float(scratch[j]) * scale / (n * n * n) : 0
+            t[j] = n > normalizationEpsilon ? -Float(dots[j]) * scale / (n * n * n) : 0
         }
         // dĈ = dB ⊙ D + t ⊙ GĈ (in dB);  Ĉ diag(t/2) into dA for dG.
         for k in 0..<no {
@@ -145,10 +240,9 @@ public enum FirstLayerThroughBasis {
                 ar[j] = cr[j] * (0.5 * t[j])
             }
         }
-        blas.sgemm(.none, .transpose, m: no, n: no, k: dim, a: dA, lda: dim, b: s.cHat, ldb: dim, c: dG, ldc: no)
-        blas.sgemm(.none, .none, m: nf, n: no, k: no, alpha: 2, a: s.phiHat, lda: no, b: dG, ldb: no,
-                   beta: 1, c: dPhiHat, ldc: no)
-        LCAO.coefficientBackward(g, offsets: o, dim: dim, saved: s, dCHat: dB, grad: grad, scratch: scratch)
-        LCAO.basisBackward(g, offsets: o, dim: dim, saved: s, dPhiHat: dPhiHat, grad: grad, scratch: scratch)
+        compute.gemm(.none, .transpose, m: no, n: no, k: dim, a: dA, lda: dim, b: s.cHat, ldb: dim, c: dG, ldc: no)
+        compute.gemm(.none, .none, m: nf, n: no, k: no, alpha: 2, a: s.phiHat, lda: no, b: dG, ldb: no,
+                     beta: 1, c: dPhiHat, ldc: no)
+        return (dPhiHat, dB)
     }
 }

@@ -1,4 +1,4 @@
-// The Hohenberg–Kohn map (spec section 7): a DNN from the electron density ρ at
+// The Hohenberg–Kohn map (docs/model.md §7): a DNN from the electron density ρ at
 // each grid point to the external potential V there, forward and backward.
 //
 //   ρ_i = Σ_j ψ_ij²
@@ -9,11 +9,13 @@
 // g⁰ is an affine function of one number, so the first HK layer needs no GEMM:
 //   g¹_i = relu(ρ_i u + c),  u = W_HK,0 w_d,  c = W_HK,0 b_d + b_HK,0
 // and its backward reduces to two outer products (see `backward`). This is exact and
-// saves one R×H×H GEMM in the forward pass and two in the backward pass.
+// saves one R×H×H GEMM in the forward pass and two in the backward pass (§12).
 
+/// The Hohenberg–Kohn map's stages, forward and backward (docs/model.md §7, §12), over
+/// caller-owned row-major buffers; its members are package-internal and used by the engine.
 public enum HohenbergKohnMap {
     /// ρ_i = Σ_j ψ_ij² for every row.
-    static func density(psi: UnsafePointer<Float>, rows: Int, dim: Int, rho: UnsafeMutablePointer<Float>) {
+    package static func density(psi: UnsafePointer<Float>, rows: Int, dim: Int, rho: UnsafeMutablePointer<Float>) {
         for i in 0..<rows {
             let r = psi + i * dim
             var acc: Float = 0
@@ -22,9 +24,22 @@ public enum HohenbergKohnMap {
         }
     }
 
+    /// ρ_i = Σ_j ψ_ij²  →  dψ_ij = 2 ψ_ij dρ_i (rows × dim).
+    package static func densityBackward(psi: UnsafePointer<Float>, dRho: UnsafePointer<Float>, rows: Int, dim: Int,
+                                        dPsi: UnsafeMutablePointer<Float>) {
+        for i in 0..<rows {
+            let r = psi + i * dim, dr = dPsi + i * dim, f = 2 * dRho[i]
+            for j in 0..<dim { dr[j] = f * r[j] }
+        }
+    }
+
+    /// Floats the forward keeps for the backward besides the activations: u and c (2·H).
+    package static func foldCount(hidden H: Int) -> Int { 2 * H }
+
     /// u = W_HK,0 w_d and c = W_HK,0 b_d + b_HK,0 (2·H values into `uc`).
-    static func firstLayerFold(model: QDFModel, p: UnsafePointer<Float>, uc: UnsafeMutablePointer<Float>) {
-        let o = model.offsets, H = model.hyper.hiddenHK
+    static func firstLayerFold(hyper: Hyperparameters, offsets o: ParameterOffsets, p: UnsafePointer<Float>,
+                               uc: UnsafeMutablePointer<Float>) {
+        let H = hyper.hiddenHK
         let w0 = p + o.hkWeight[0], b0 = p + o.hkBias[0], wd = p + o.densityWeight, bd = p + o.densityBias
         for r in 0..<H {
             let row = w0 + r * H
@@ -37,10 +52,10 @@ public enum HohenbergKohnMap {
 
     /// Fills g[1...L] (rows × H; g[0] is not formed when L ≥ 1) and V̂ (rows).
     /// `uc` needs 2·H values.
-    static func forward(model: QDFModel, p: UnsafePointer<Float>, rows: Int, rho: UnsafePointer<Float>,
-                        g: [UnsafeMutablePointer<Float>], uc: UnsafeMutablePointer<Float>,
-                        vHat: UnsafeMutablePointer<Float>) {
-        let o = model.offsets, H = model.hyper.hiddenHK, L = model.hyper.layerHK
+    package static func forward(hyper: Hyperparameters, offsets o: ParameterOffsets, p: UnsafePointer<Float>, rows: Int,
+                                rho: UnsafePointer<Float>, g: [UnsafeMutablePointer<Float>], uc: UnsafeMutablePointer<Float>,
+                                vHat: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
+        let H = hyper.hiddenHK, L = hyper.layerHK
         if L == 0 {
             let wd = p + o.densityWeight, bd = p + o.densityBias, g0 = g[0]
             for i in 0..<rows {
@@ -48,14 +63,14 @@ public enum HohenbergKohnMap {
                 for j in 0..<H { r[j] = x * wd[j] + bd[j] }
             }
         } else {
-            firstLayerFold(model: model, p: p, uc: uc)
+            firstLayerFold(hyper: hyper, offsets: o, p: p, uc: uc)
             let g1 = g[1], u = UnsafePointer(uc), c = UnsafePointer(uc + H)
             for i in 0..<rows {
                 let r = g1 + i * H, x = rho[i]
                 for j in 0..<H { r[j] = max(x * u[j] + c[j], 0) }
             }
             DenseStack.forward(rows: rows, width: H, weights: o.hkWeight.dropFirst().map { p + $0 },
-                               biases: o.hkBias.dropFirst().map { p + $0 }, activations: Array(g[1...]))
+                               biases: o.hkBias.dropFirst().map { p + $0 }, activations: Array(g[1...]), compute: compute)
         }
         let top = g[L]
         let wv = p + o.potentialWeight, bv = p[o.potentialBias]
@@ -68,14 +83,15 @@ public enum HohenbergKohnMap {
     }
 
     /// Given dV̂ (rows), accumulates the HK-side gradients and writes dρ (rows).
-    /// `dTop`, `dScratch`, `dG` are rows × H; `uc` holds the forward's fold (2·H) and
-    /// `ab` needs 2·H values.
-    static func backward(model: QDFModel, p: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>, rows: Int,
-                         rho: UnsafePointer<Float>, g: [UnsafeMutablePointer<Float>], dV: UnsafePointer<Float>,
-                         uc: UnsafePointer<Float>, ab: UnsafeMutablePointer<Float>,
-                         dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
-                         dG: UnsafeMutablePointer<Float>, dRho: UnsafeMutablePointer<Float>) {
-        let o = model.offsets, H = model.hyper.hiddenHK, L = model.hyper.layerHK
+    /// `dTop`, `dScratch`, `dG` are rows × H; `uc` holds the forward's fold (2·H).
+    package static func backward(hyper: Hyperparameters, offsets o: ParameterOffsets, p: UnsafePointer<Float>,
+                                 grad: UnsafeMutablePointer<Float>, rows: Int,
+                                 rho: UnsafePointer<Float>, g: [UnsafeMutablePointer<Float>], dV: UnsafePointer<Float>,
+                                 uc: UnsafePointer<Float>,
+                                 dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
+                                 dG: UnsafeMutablePointer<Float>, dRho: UnsafeMutablePointer<Float>,
+                                 compute: any ComputeBackend, scratch: ScratchArena) {
+        let H = hyper.hiddenHK, L = hyper.layerHK
         let top = g[L]
         let wv = p + o.potentialWeight
         let gwv = grad + o.potentialWeight
@@ -103,10 +119,10 @@ public enum HohenbergKohnMap {
                             activations: g[1...].map { UnsafePointer($0) },
                             weightGrads: o.hkWeight.dropFirst().map { grad + $0 },
                             biasGrads: o.hkBias.dropFirst().map { grad + $0 },
-                            dTop: dTop, dScratch: dScratch, dInput: dG)
+                            dTop: dTop, dScratch: dScratch, dInput: dG, compute: compute)
         // First layer: dZ = d(g¹) ⊙ (g¹ > 0);  α = Σ_i ρ_i dZ_i,  β = Σ_i dZ_i,  dρ_i = dZ_i · u.
         let g1 = g[1], u = uc
-        let alpha = ab, beta = ab + H
+        let alpha = scratch.floats(2 * H), beta = alpha + H
         alpha.update(repeating: 0, count: 2 * H)
         for i in 0..<rows {
             let dz = dG + i * H, y = g1 + i * H, x = rho[i]

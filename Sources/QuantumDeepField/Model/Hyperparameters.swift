@@ -1,5 +1,7 @@
-// The model's hyperparameters (spec section 9), as stored in a model file's metadata.
+// The model's hyperparameters (docs/model.md §9), as stored in a model file's metadata.
 
+/// How the energy functional reduces a molecule's grid rows to one readout vector
+/// (docs/model.md §6); the raw value is the `operation` metadata string.
 public enum Readout: String, Sendable, CaseIterable {
     /// s = Σ_i h_i, for extensive properties such as energies.
     case sum
@@ -7,17 +9,29 @@ public enum Readout: String, Sendable, CaseIterable {
     case mean
 }
 
+/// The architecture's hyperparameters (docs/model.md §9; metadata keys in §10). A plain
+/// value; call `validate()` before use.
 public struct Hyperparameters: Sendable, Equatable {
+    /// The basis set (`basis_set`; default 6-31G).
     public var basisSet: BasisSet
+    /// Radius r of each atom's grid sphere, in Å (`radius`).
     public var radius: Double = 0.75
+    /// Grid spacing h, in Å (`grid_interval`).
     public var gridInterval: Double = 0.3
+    /// dim, the number of molecular orbitals and the width of the energy functional.
     public var dim: Int = 250
+    /// L_f, hidden dim × dim layers of the energy functional (`layer_functional`; ≥ 0).
     public var layerFunctional: Int = 3
+    /// H, the width of the Hohenberg–Kohn map (`hidden_HK`).
     public var hiddenHK: Int = 250
+    /// L_HK, hidden H × H layers of the HK map (`layer_HK`; ≥ 0).
     public var layerHK: Int = 3
+    /// The readout: sum (extensive properties) or mean (intensive) (`operation`).
     public var operation: Readout = .sum
+    /// P, the number of predicted properties (`N_output`).
     public var outputs: Int = 1
 
+    /// Hyperparameters with the §9 defaults for anything not given (basis 6-31G). Not validated.
     public init(basisSet: BasisSet? = nil, radius: Double = 0.75, gridInterval: Double = 0.3, dim: Int = 250,
                 layerFunctional: Int = 3, hiddenHK: Int = 250, layerHK: Int = 3,
                 operation: Readout = .sum, outputs: Int = 1) {
@@ -32,6 +46,8 @@ public struct Hyperparameters: Sendable, Equatable {
         self.outputs = outputs
     }
 
+    /// Throws `QDFError` (no file/line) for a non-positive or non-finite radius or interval,
+    /// dim, H or P ≤ 0, a negative layer count, or a radius and interval giving an empty sphere.
     public func validate() throws {
         guard radius > 0, radius.isFinite else { throw QDFError("radius must be positive (got \(radius))") }
         guard gridInterval > 0, gridInterval.isFinite else { throw QDFError("grid interval must be positive (got \(gridInterval))") }

@@ -1,6 +1,6 @@
 import Foundation
 
-// LCAO (spec section 5): atomic orbitals φ on the field grid, normalized basis φ̂,
+// LCAO (docs/model.md §5): atomic orbitals φ on the field grid, normalized basis φ̂,
 // normalized coefficients Ĉ, molecular orbitals Ψ = φ̂Ĉ and the N_e-normalized ψ.
 // Forward and backward for one molecule, side by side.
 //
@@ -9,21 +9,29 @@ import Foundation
 //   Ĉ_:j  = C_:j / max(‖C_:j‖, ε),  C_k = coefficient[t(k)]   N_o × dim
 //   Ψ     = φ̂ Ĉ                                          N_f × dim
 //   ψ_:j  = sqrt(N_e/dim) · Ψ_:j / max(‖Ψ_:j‖, ε)
+//
+// The pieces (`basisValues`, `orbitalScale`, the column normalizations of Buffer.swift)
+// are also what the chunked large-molecule path and the density field are built from.
 
-/// Per-molecule values the backward pass needs, kept by the forward pass.
-public struct LCAOSaved {
-    package init(phiHat: UnsafeMutablePointer<Float>, phiNorm: UnsafeMutablePointer<Float>, cHat: UnsafeMutablePointer<Float>,
-                 cNorm: UnsafeMutablePointer<Float>, psiNorm: UnsafeMutablePointer<Float>) {
-        self.phiHat = phiHat; self.phiNorm = phiNorm; self.cHat = cHat; self.cNorm = cNorm; self.psiNorm = psiNorm
-    }
-    public var phiHat: UnsafeMutablePointer<Float>   // N_f × N_o
-    public var phiNorm: UnsafeMutablePointer<Float>  // N_o: max(‖φ_:k‖, ε)
-    public var cHat: UnsafeMutablePointer<Float>     // N_o × dim
-    public var cNorm: UnsafeMutablePointer<Float>    // dim: max(‖C_:j‖, ε)
-    public var psiNorm: UnsafeMutablePointer<Float>  // dim: max(‖Ψ_:j‖, ε)
-}
-
+/// The LCAO stage of docs/model.md §5, forward and backward, for one molecule at a time over
+/// caller-owned row-major buffers; apart from `orbitalScale` its members are package-internal.
 public enum LCAO {
+    /// Per-molecule values the backward pass needs, kept by the forward pass in the
+    /// engine's buffers (pointers valid for the engine's current batch).
+    package struct Saved {
+        package var phiHat: UnsafeMutablePointer<Float>   // N_f × N_o
+        package var phiNorm: UnsafeMutablePointer<Float>  // N_o: max(‖φ_:k‖, ε)
+        package var cHat: UnsafeMutablePointer<Float>     // N_o × dim
+        package var cNorm: UnsafeMutablePointer<Float>    // dim: max(‖C_:j‖, ε)
+        package var psiNorm: UnsafeMutablePointer<Float>  // dim: max(‖Ψ_:j‖, ε)
+
+        package init(phiHat: UnsafeMutablePointer<Float>, phiNorm: UnsafeMutablePointer<Float>,
+                     cHat: UnsafeMutablePointer<Float>, cNorm: UnsafeMutablePointer<Float>,
+                     psiNorm: UnsafeMutablePointer<Float>) {
+            self.phiHat = phiHat; self.phiNorm = phiNorm; self.cHat = cHat; self.cNorm = cNorm; self.psiNorm = psiNorm
+        }
+    }
+
     /// φ = d^(q−1) · exp(−ζ d²), one basis function at distance d.
     @inline(__always)
     package static func radial(_ d: Float, zeta: Float, q: Int) -> Float {
@@ -31,118 +39,121 @@ public enum LCAO {
         return q == 1 ? e : (q == 2 ? d * e : powf(d, Float(q - 1)) * e)
     }
 
-    /// φ̂ and its column norms.
-    static func basisForward(_ g: MoleculeGeometry, zeta: UnsafePointer<Float>,
-                             phiHat: UnsafeMutablePointer<Float>, phiNorm: UnsafeMutablePointer<Float>,
-                             scratch: UnsafeMutablePointer<Double>) {
-        let nf = g.fieldCount, no = g.orbitalCount, M = g.atomCount
-        g.distances.withUnsafeBufferPointer { dist in
-        g.orbitalAtom.withUnsafeBufferPointer { atom in
-        g.orbitalType.withUnsafeBufferPointer { type in
-        g.orbitalQ.withUnsafeBufferPointer { q in
-            for i in 0..<nf {
-                let drow = dist.baseAddress! + i * M
-                let prow = phiHat + i * no
+    /// s = sqrt(N_e/dim): every ψ column is normalized to this length, so Σ_ij ψ_ij² = N_e
+    /// (docs/model.md §5).
+    @inline(__always)
+    public static func orbitalScale(electrons: Int, dim: Int) -> Float {
+        (Float(electrons) / Float(dim)).squareRoot()
+    }
+
+    /// φ (unnormalized) for `rows` points from their distances to the atoms (rows × M,
+    /// row-major): `phi` is rows × N_o. `zeta` is the ζ table (one per dictionary row).
+    @inline(__always)
+    package static func basisValues(distances: UnsafePointer<Float>, atomCount M: Int, rows: Int,
+                                    layout: BasisLayout, zeta: UnsafePointer<Float>,
+                                    into phi: UnsafeMutablePointer<Float>) {
+        let no = layout.count
+        layout.atom.withUnsafeBufferPointer { atom in
+        layout.type.withUnsafeBufferPointer { type in
+        layout.q.withUnsafeBufferPointer { q in
+            for i in 0..<rows {
+                let drow = distances + i * M
+                let prow = phi + i * no
                 for k in 0..<no {
                     prow[k] = radial(drow[Int(atom[k])], zeta: zeta[Int(type[k])], q: Int(q[k]))
                 }
             }
-        }}}}
-        columnNorms(phiHat, rows: nf, cols: no, ld: no, into: phiNorm, scratch: scratch)
-        for k in 0..<no { phiNorm[k] = max(phiNorm[k], normalizationEpsilon) }
-        for i in 0..<nf {
-            let prow = phiHat + i * no
-            for k in 0..<no { prow[k] /= phiNorm[k] }
+        }}}
+    }
+
+    /// Ĉ before normalization: the coefficient row of each basis function's type (N_o × dim).
+    @inline(__always)
+    package static func gatherCoefficients(layout: BasisLayout, coefficient: UnsafePointer<Float>, dim: Int,
+                                           into c: UnsafeMutablePointer<Float>) {
+        layout.type.withUnsafeBufferPointer { type in
+            for k in 0..<layout.count { (c + k * dim).update(from: coefficient + Int(type[k]) * dim, count: dim) }
         }
+    }
+
+    /// φ̂ and its column norms.
+    package static func basisForward(_ g: MoleculeGeometry, zeta: UnsafePointer<Float>, saved s: Saved,
+                                     scratch: ScratchArena) {
+        let nf = g.fieldCount, no = g.orbitalCount
+        g.distances.withUnsafeBufferPointer { dist in
+            basisValues(distances: dist.baseAddress!, atomCount: g.atomCount, rows: nf, layout: g.basis, zeta: zeta,
+                        into: s.phiHat)
+        }
+        columnNorms(s.phiHat, rows: nf, cols: no, ld: no, into: s.phiNorm, sums: scratch.doubles(no))
+        divideColumns(s.phiHat, rows: nf, cols: no, ld: no, by: s.phiNorm)
     }
 
     /// Ĉ (gathered coefficient rows, column-normalized) and its column norms.
-    static func coefficientForward(_ g: MoleculeGeometry, coefficient: UnsafePointer<Float>, dim: Int,
-                                   cHat: UnsafeMutablePointer<Float>, cNorm: UnsafeMutablePointer<Float>,
-                                   scratch: UnsafeMutablePointer<Double>) {
+    package static func coefficientForward(_ g: MoleculeGeometry, coefficient: UnsafePointer<Float>, dim: Int,
+                                           saved s: Saved, scratch: ScratchArena) {
         let no = g.orbitalCount
-        g.orbitalType.withUnsafeBufferPointer { type in
-            for k in 0..<no { (cHat + k * dim).update(from: coefficient + Int(type[k]) * dim, count: dim) }
-        }
-        columnNorms(cHat, rows: no, cols: dim, ld: dim, into: cNorm, scratch: scratch)
-        for j in 0..<dim { cNorm[j] = max(cNorm[j], normalizationEpsilon) }
-        for k in 0..<no {
-            let row = cHat + k * dim
-            for j in 0..<dim { row[j] /= cNorm[j] }
-        }
+        gatherCoefficients(layout: g.basis, coefficient: coefficient, dim: dim, into: s.cHat)
+        columnNorms(s.cHat, rows: no, cols: dim, ld: dim, into: s.cNorm, sums: scratch.doubles(dim))
+        divideColumns(s.cHat, rows: no, cols: dim, ld: dim, by: s.cNorm)
     }
 
-    /// The whole LCAO forward for one molecule: writes ψ (N_f × dim, leading dimension dim).
-    public static func forward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>, offsets o: ParameterOffsets,
-                               dim: Int, saved s: LCAOSaved, psi: UnsafeMutablePointer<Float>,
-                               scratch: UnsafeMutablePointer<Double>) {
-        basisForward(g, zeta: p + o.zeta, phiHat: s.phiHat, phiNorm: s.phiNorm, scratch: scratch)
-        coefficientForward(g, coefficient: p + o.coefficient, dim: dim, cHat: s.cHat, cNorm: s.cNorm, scratch: scratch)
-        productForward(g, dim: dim, saved: s, psi: psi, scratch: scratch)
-    }
-
-    /// Ψ = φ̂Ĉ and ψ_:j = sqrt(N_e/dim) Ψ_:j / max(‖Ψ_:j‖, ε), after basisForward and coefficientForward.
-    static func productForward(_ g: MoleculeGeometry, dim: Int, saved s: LCAOSaved, psi: UnsafeMutablePointer<Float>,
-                               scratch: UnsafeMutablePointer<Double>) {
+    /// Ψ = φ̂Ĉ and ψ_:j = sqrt(N_e/dim) Ψ_:j / max(‖Ψ_:j‖, ε), after basisForward and
+    /// coefficientForward. ψ is N_f × dim with row stride dim.
+    package static func productForward(_ g: MoleculeGeometry, dim: Int, saved s: Saved, psi: UnsafeMutablePointer<Float>,
+                                       compute: any ComputeBackend, scratch: ScratchArena) {
         let nf = g.fieldCount, no = g.orbitalCount
-        BLAS.shared.sgemm(.none, .none, m: nf, n: dim, k: no, a: s.phiHat, lda: no, b: s.cHat, ldb: dim,
-                          c: psi, ldc: dim)
-        columnNorms(psi, rows: nf, cols: dim, ld: dim, into: s.psiNorm, scratch: scratch)
-        let scale = (Float(g.electronCount) / Float(dim)).squareRoot()
-        for j in 0..<dim { s.psiNorm[j] = max(s.psiNorm[j], normalizationEpsilon) }
-        // Reuse the scratch's tail as Float factors: scale / ‖Ψ_:j‖.
-        let factor = UnsafeMutableRawPointer(scratch + max(dim, no)).assumingMemoryBound(to: Float.self)
+        compute.gemm(.none, .none, m: nf, n: dim, k: no, a: s.phiHat, lda: no, b: s.cHat, ldb: dim, c: psi, ldc: dim)
+        columnNorms(psi, rows: nf, cols: dim, ld: dim, into: s.psiNorm, sums: scratch.doubles(dim))
+        let scale = orbitalScale(electrons: g.electronCount, dim: dim)
+        let factor = scratch.floats(dim)
         for j in 0..<dim { factor[j] = scale / s.psiNorm[j] }
-        for i in 0..<nf {
-            let row = psi + i * dim
-            for j in 0..<dim { row[j] *= factor[j] }
-        }
+        scaleColumns(psi, rows: nf, cols: dim, ld: dim, by: factor)
     }
 
-    /// Doubles of scratch space `forward` and `backward` need for a molecule.
-    public static func scratchCount(orbitals no: Int, dim: Int) -> Int { 2 * max(dim, no) + 8 }
+    /// The whole LCAO forward for one molecule: ψ (N_f × dim, row stride dim).
+    package static func forward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>, offsets o: ParameterOffsets,
+                                dim: Int, saved s: Saved, psi: UnsafeMutablePointer<Float>,
+                                compute: any ComputeBackend, scratch: ScratchArena) {
+        basisForward(g, zeta: p + o.zeta, saved: s, scratch: scratch)
+        coefficientForward(g, coefficient: p + o.coefficient, dim: dim, saved: s, scratch: scratch)
+        productForward(g, dim: dim, saved: s, psi: psi, compute: compute, scratch: scratch)
+    }
 
-    /// Backward for one molecule. Given dψ (N_f × dim; overwritten as scratch), adds
-    /// the gradients of ζ and of the coefficient table into `grad` (same layout as the
-    /// parameters). `dPhiHat` needs N_f·N_o values and `dCHat` N_o·dim.
-    public static func backward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>, offsets o: ParameterOffsets,
-                                dim: Int, saved s: LCAOSaved, psi: UnsafePointer<Float>,
-                                dPsi: UnsafeMutablePointer<Float>, dPhiHat: UnsafeMutablePointer<Float>,
-                                dCHat: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>,
-                                scratch: UnsafeMutablePointer<Double>) {
+    /// Backward for one molecule from dψ (N_f × dim; overwritten): adds the gradients of
+    /// ζ and of the coefficient table into `grad` (parameter layout).
+    ///
+    /// ψ = s·u, u = Ψ/n:  dΨ_:j = (s·dψ_:j − u_:j (ψ_:jᵀ dψ_:j)) / n_j;  then Ψ = φ̂Ĉ gives
+    /// dφ̂ = dΨ Ĉᵀ and dĈ = φ̂ᵀ dΨ.
+    package static func backward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: Saved,
+                                 psi: UnsafePointer<Float>, dPsi: UnsafeMutablePointer<Float>,
+                                 grad: UnsafeMutablePointer<Float>, compute: any ComputeBackend, scratch: ScratchArena) {
         let nf = g.fieldCount, no = g.orbitalCount
-        let scale = (Float(g.electronCount) / Float(dim)).squareRoot()
-        // ψ = scale·u, u = Ψ/n:  dΨ_:j = (scale·dψ_:j − u_:j (ψ_:jᵀ dψ_:j)) / n_j   (u = ψ/scale)
-        columnDots(psi, dPsi, rows: nf, cols: dim, ld: dim, into: scratch)
-        let w = max(dim, no)
-        let a = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self)
-        let b = a + w
+        let scale = orbitalScale(electrons: g.electronCount, dim: dim)
+        let dots = scratch.doubles(dim), a = scratch.floats(dim), b = scratch.floats(dim)
+        columnDots(psi, dPsi, rows: nf, cols: dim, ld: dim, into: dots)
         for j in 0..<dim {
             a[j] = scale / s.psiNorm[j]
-            b[j] = s.psiNorm[j] > normalizationEpsilon ? Float(scratch[j]) / (scale * s.psiNorm[j]) : 0
+            b[j] = s.psiNorm[j] > normalizationEpsilon ? Float(dots[j]) / (scale * s.psiNorm[j]) : 0
         }
         for i in 0..<nf {
             let dr = dPsi + i * dim, pr = psi + i * dim
             for j in 0..<dim { dr[j] = a[j] * dr[j] - b[j] * pr[j] }
         }
-        // Ψ = φ̂ Ĉ
-        BLAS.shared.sgemm(.none, .transpose, m: nf, n: no, k: dim, a: dPsi, lda: dim, b: s.cHat, ldb: dim,
-                          c: dPhiHat, ldc: no)
-        BLAS.shared.sgemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dPsi, ldb: dim,
-                          c: dCHat, ldc: dim)
+        let dPhiHat = scratch.floats(nf * no), dCHat = scratch.floats(no * dim)
+        compute.gemm(.none, .transpose, m: nf, n: no, k: dim, a: dPsi, lda: dim, b: s.cHat, ldb: dim, c: dPhiHat, ldc: no)
+        compute.gemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dPsi, ldb: dim, c: dCHat, ldc: dim)
         coefficientBackward(g, offsets: o, dim: dim, saved: s, dCHat: dCHat, grad: grad, scratch: scratch)
-        basisBackward(g, offsets: o, dim: dim, saved: s, dPhiHat: dPhiHat, grad: grad, scratch: scratch)
+        basisBackward(g, offsets: o, saved: s, dPhiHat: dPhiHat, grad: grad, scratch: scratch)
     }
 
-    /// Ĉ = C / max(‖C‖, ε), column-wise: from dĈ, adds into the coefficient rows' gradient.
-    public static func coefficientBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: LCAOSaved,
-                                           dCHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
-                                           scratch: UnsafeMutablePointer<Double>) {
+    /// Ĉ = C / max(‖C‖, ε), column-wise: from dĈ (N_o × dim), adds into the coefficient
+    /// rows' gradient:  dC_:j = (dĈ_:j − Ĉ_:j (Ĉ_:jᵀ dĈ_:j)) / n_j.
+    package static func coefficientBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: Saved,
+                                            dCHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
+                                            scratch: ScratchArena) {
         let no = g.orbitalCount
-        let w = max(dim, no)
-        let b = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self) + w
-        columnDots(s.cHat, dCHat, rows: no, cols: dim, ld: dim, into: scratch)
-        for j in 0..<dim { b[j] = s.cNorm[j] > normalizationEpsilon ? Float(scratch[j]) : 0 }
+        let dots = scratch.doubles(dim), b = scratch.floats(dim)
+        columnDots(s.cHat, dCHat, rows: no, cols: dim, ld: dim, into: dots)
+        for j in 0..<dim { b[j] = s.cNorm[j] > normalizationEpsilon ? Float(dots[j]) : 0 }
         let gc = grad + o.coefficient
         g.orbitalType.withUnsafeBufferPointer { type in
             for k in 0..<no {
@@ -154,18 +165,17 @@ public enum LCAO {
     }
 
     /// φ̂ = φ / max(‖φ‖, ε), column-wise, and φ = d^(q−1) exp(−ζ d²) (∂φ/∂ζ = −d² φ):
-    /// from dφ̂, adds into the ζ gradient.
-    public static func basisBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: LCAOSaved,
-                                     dPhiHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
-                                     scratch: UnsafeMutablePointer<Double>) {
+    /// from dφ̂ (N_f × N_o), adds into the ζ gradient.
+    package static func basisBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, saved s: Saved,
+                                      dPhiHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
+                                      scratch: ScratchArena) {
         let nf = g.fieldCount, no = g.orbitalCount
-        let w = max(dim, no)
-        let b = UnsafeMutableRawPointer(scratch + w).assumingMemoryBound(to: Float.self) + w
-        columnDots(s.phiHat, dPhiHat, rows: nf, cols: no, ld: no, into: scratch)
-        for k in 0..<no { b[k] = s.phiNorm[k] > normalizationEpsilon ? Float(scratch[k]) : 0 }
+        let dots = scratch.doubles(no), b = scratch.floats(no)
+        columnDots(s.phiHat, dPhiHat, rows: nf, cols: no, ld: no, into: dots)
+        for k in 0..<no { b[k] = s.phiNorm[k] > normalizationEpsilon ? Float(dots[k]) : 0 }
         let gz = grad + o.zeta
         // Accumulate per basis function in Double, then add to its type's ζ.
-        let acc = scratch
+        let acc = scratch.doubles(no)
         acc.update(repeating: 0, count: no)
         g.distances.withUnsafeBufferPointer { dist in
         g.orbitalAtom.withUnsafeBufferPointer { atom in

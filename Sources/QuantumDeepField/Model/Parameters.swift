@@ -1,17 +1,27 @@
 // All learned parameters of a QDF model in one contiguous Float32 buffer, with a
-// named view per tensor (names and shapes as in spec section 10). Gradients and
+// named view per tensor (names and shapes as in docs/model.md §10). Gradients and
 // Adam's moments use the same layout, so an optimizer step is one loop.
 
+/// The names, shapes and offsets of a model's tensors in its flat parameter buffer, in
+/// the order of docs/model.md §10. An immutable value once built; `Sendable`.
 public struct ParameterLayout: Sendable, Equatable {
+    /// One tensor of the layout.
     public struct Entry: Sendable, Equatable {
+        /// The state_dict name, e.g. "W_functional.0.weight".
         public let name: String
+        /// The shape, weights as [out, in] (§10).
         public let shape: [Int]
+        /// The index of its first value in the flat buffer.
         public let offset: Int
+        /// The number of values.
         public var count: Int { shape.reduce(1, *) }
+        /// Its values' indices in the flat buffer.
         public var range: Range<Int> { offset..<(offset + count) }
     }
 
+    /// The tensors in buffer order.
     public private(set) var entries: [Entry] = []
+    /// The length of the flat buffer (parameters, gradients and each Adam moment).
     public private(set) var totalCount = 0
     private var index: [String: Int] = [:]
 
@@ -22,10 +32,14 @@ public struct ParameterLayout: Sendable, Equatable {
         totalCount += e.count
     }
 
+    /// The entry named `name`, or nil.
     public subscript(name: String) -> Entry? { index[name].map { entries[$0] } }
+    /// The index of the entry named `name` in `entries`, or nil.
     public func position(_ name: String) -> Int? { index[name] }
 
-    /// The layout of a model: N_t orbital types, d = dim, H = hidden_HK, P = outputs.
+    /// The layout of a model: N_t orbital types, d = dim, H = hidden_HK, P = outputs,
+    /// tensors in the §10 order (coefficient, zeta, W_functional.*, W_property, W_density,
+    /// W_HK.*, W_potential).
     public init(orbitalTypes nt: Int, hyper h: Hyperparameters) {
         add("coefficient.weight", [nt, h.dim])
         add("zeta.weight", [nt, 1])
@@ -47,20 +61,35 @@ public struct ParameterLayout: Sendable, Equatable {
 }
 
 /// Offsets of each tensor in the flat buffer, resolved once for the hot loops.
+/// Every value is an index into the flat parameter (or gradient) buffer; shapes as in §10.
 public struct ParameterOffsets: Sendable {
+    /// `coefficient.weight`, N_t × dim.
     public let coefficient: Int
+    /// `zeta.weight`, N_t × 1 (ζ in Å⁻²).
     public let zeta: Int
+    /// `W_functional.{l}.weight`, dim × dim, for l = 0 … L_f − 1.
     public let functionalWeight: [Int]
+    /// `W_functional.{l}.bias`, dim, for l = 0 … L_f − 1.
     public let functionalBias: [Int]
+    /// `W_property.weight`, P × dim.
     public let propertyWeight: Int
+    /// `W_property.bias`, P.
     public let propertyBias: Int
+    /// `W_density.weight`, H × 1.
     public let densityWeight: Int
+    /// `W_density.bias`, H.
     public let densityBias: Int
+    /// `W_HK.{l}.weight`, H × H, for l = 0 … L_HK − 1.
     public let hkWeight: [Int]
+    /// `W_HK.{l}.bias`, H, for l = 0 … L_HK − 1.
     public let hkBias: [Int]
+    /// `W_potential.weight`, 1 × H.
     public let potentialWeight: Int
+    /// `W_potential.bias`, 1.
     public let potentialBias: Int
 
+    /// Resolves the offsets of `layout`, which must have been built from `h` (traps on a
+    /// missing tensor).
     public init(_ layout: ParameterLayout, _ h: Hyperparameters) {
         func o(_ n: String) -> Int { layout[n]!.offset }
         coefficient = o("coefficient.weight")

@@ -3,44 +3,60 @@ import Foundation
 // Prediction over streams of molecules: reads, predicts and hands over results in
 // batches, so memory does not grow with the number of molecules.
 
+/// The prediction for one molecule.
 public struct Prediction: Sendable {
+    /// The molecule's id.
     public var id: String
+    /// M, its number of atoms.
     public var atomCount: Int
+    /// Ê: P values in the model's property unit (e.g. eV).
     public var predicted: [Float]
-    /// The input's property values, when it has them.
+    /// The input's property values, when it has them (empty otherwise).
     public var correct: [Double]
 }
 
+/// Totals of a `Predictor.run`: counts, skipped molecules and error sums per output.
 public struct PredictionSummary: Sendable {
+    /// Molecules predicted (skipped ones not included).
     public var molecules = 0
+    /// Molecules skipped for elements the model never learned, with the reason.
     public var skipped: [(id: String, reason: String)] = []
     /// Σ |E − Ê| per output, over molecules with known values.
     public var absoluteErrorSum: [Double] = []
+    /// Σ (E − Ê)² per output, over molecules with known values.
     public var squaredErrorSum: [Double] = []
+    /// Molecules that had P property values (the denominator of `mae` and `rmse`).
     public var withValues = 0
+    /// Wall-clock seconds of the run, reading included.
     public var seconds = 0.0
 
+    /// Mean absolute error per output (property unit, e.g. eV), or nil if no molecule had values.
     public var mae: [Double]? { withValues > 0 ? absoluteErrorSum.map { $0 / Double(withValues) } : nil }
+    /// Root-mean-square error per output (property unit), or nil if no molecule had values.
     public var rmse: [Double]? { withValues > 0 ? squaredErrorSum.map { ($0 / Double(withValues)).squareRoot() } : nil }
 }
 
+/// Predicts molecules with a fixed model: molecule-parallel, streaming, bounded memory.
+/// Use from one thread at a time (it runs its own worker threads inside each call).
 public final class Predictor {
+    /// The model predicted with (this predictor's own copy).
     public let model: QDFModel
-    public let engine: Engine
+    /// Molecules per engine call; must be ≥ 1 (not checked).
     public var batchSize: Int
-    /// Molecule-parallel workers: each runs its own engine on its share of a chunk with
-    /// single-threaded BLAS, so the scalar work (geometry, basis functions) is parallel too.
-    /// 1 runs one engine with multi-threaded BLAS instead.
+    /// Molecule-parallel workers: each runs its own engine on its share of a chunk
+    /// (BLAS single-threaded), so the scalar work (geometry, basis functions) is parallel too.
     public var workers: Int
-    private var engines: [Engine]
+    private let engines: WorkerPool<Engine>
 
-    public init(model: QDFModel, batchSize: Int = 32,
-                workers: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))) {
+    /// A predictor with its own copy of `model`; `workers` is raised to at least 1. Engines
+    /// use `compute` (the chunked large-molecule path uses `defaultCompute`).
+    public init(model: QDFModel, batchSize: Int = 32, workers: Int = defaultWorkers,
+                compute: any ComputeBackend = defaultCompute) {
         self.model = model
-        self.engine = Engine(model: model)
         self.batchSize = batchSize
         self.workers = max(1, workers)
-        engines = [engine]
+        let architecture = model.architecture
+        engines = WorkerPool(count: 1) { Engine(architecture: architecture, compute: compute) }
     }
 
     /// Molecules whose whole-molecule working set exceeds this many Float values (64M =
@@ -62,14 +78,14 @@ public final class Predictor {
             return out
         }
         let n = workers <= 1 || molecules.count < 2 * workers ? 1 : workers
-        while engines.count < n { engines.append(Engine(model: model)) }
-        let theModel = self.model, mols = Array(molecules)
-        return try Engine.predictInShares(engines: Array(engines.prefix(n)), count: mols.count, batchSize: batchSize) { r in
-            try mols[r].map { try theModel.geometry($0) }
+        let architecture = model.architecture, mols = Array(molecules)
+        return try engines.predict(count: mols.count, workers: n, batchSize: batchSize, parameters: model.parameters) { r in
+            try mols[r].map { try architecture.geometry($0) }
         }
     }
 
-    /// Predicts molecules held in memory (unknown elements throw).
+    /// Predicts molecules held in memory, in order. Throws `QDFError` (no file/line) for a
+    /// molecule with elements outside the model's dictionary.
     public func predict(_ molecules: [Molecule]) throws -> [Prediction] {
         let v = try values(molecules[...])
         return zip(molecules, v).map { m, v in
@@ -79,6 +95,9 @@ public final class Predictor {
 
     /// Streams every molecule of the readers through the model. Molecules with elements
     /// the model never learned throw, or are skipped and listed when `skipUnknown`.
+    /// `handle` gets each prediction in input order. Throws `QDFError` with the reader's file
+    /// and the molecule's line for unknown elements or a property count ≠ P, with the file
+    /// for an empty input; reader and `handle` errors pass through.
     public func run(readers: [MoleculeReader], skipUnknown: Bool,
                     handle: (Prediction) throws -> Void) throws -> PredictionSummary {
         var summary = PredictionSummary()
@@ -136,7 +155,8 @@ public func predictionColumns(outputs: Int, withCorrect: Bool) -> [String] {
     return ["ID"] + (withCorrect ? names("Correct") : []) + names("Predict") + (withCorrect ? names("Error") : [])
 }
 
-/// One TSV row for a prediction (Error = |Correct − Predict|).
+/// One TSV row for a prediction (Error = |Correct − Predict|), tab-separated, no newline,
+/// in the order of `predictionColumns`.
 public func predictionRow(_ p: Prediction, withCorrect: Bool) -> String {
     var fields = [p.id]
     if withCorrect { fields += p.correct.map { "\($0)" } }

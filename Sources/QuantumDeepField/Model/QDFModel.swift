@@ -1,43 +1,99 @@
 import Foundation
 
-// A QDF model: hyperparameters, the orbital dictionary, and the learned parameters.
+// A QDF model: its architecture (hyperparameters, orbital dictionary, parameter layout,
+// grid sphere) and its learned parameters, as an immutable-by-default value.
 
-public final class QDFModel: @unchecked Sendable {
+/// Everything about a model except its learned values: what an engine needs to lay out
+/// its buffers and what a molecule's geometry depends on. An immutable value; `Sendable`,
+/// safe to share between threads.
+public struct ModelArchitecture: Sendable, Equatable {
+    /// The hyperparameters (validated).
     public let hyper: Hyperparameters
+    /// Orbital name → row of `coefficient.weight` and `zeta.weight`.
     public let dictionary: OrbitalDictionary
+    /// Names, shapes and offsets of the tensors in the flat parameter array.
     public let layout: ParameterLayout
+    /// The layout's offsets, resolved once for the hot loops.
     public let offsets: ParameterOffsets
-    /// All parameters, contiguous (see ParameterLayout).
-    public var parameters: [Float]
-    /// Extra metadata kept with the model (dataset, unit, source, training details...).
-    public var metadata: [String: String]
-    /// The grid sphere S for this model's radius and interval.
+    /// The grid sphere S (ångström offsets) for the model's radius and interval (docs/model.md §2).
     public let sphere: [SIMD3<Double>]
 
-    public init(hyper: Hyperparameters, dictionary: OrbitalDictionary, parameters: [Float]? = nil,
-                metadata: [String: String] = [:], seed: UInt64 = 1729) throws {
+    /// The architecture of `hyper` over `dictionary`'s N_t orbital types. Throws `QDFError`
+    /// (no file/line) if `hyper.validate()` fails or the dictionary is empty.
+    public init(hyper: Hyperparameters, dictionary: OrbitalDictionary) throws {
         try hyper.validate()
         guard dictionary.count > 0 else { throw QDFError("the orbital dictionary is empty") }
         self.hyper = hyper
         self.dictionary = dictionary
         layout = ParameterLayout(orbitalTypes: dictionary.count, hyper: hyper)
         offsets = ParameterOffsets(layout, hyper)
-        self.metadata = metadata
         sphere = GridField.sphere(radius: hyper.radius, interval: hyper.gridInterval)
+    }
+
+    /// The basis set (`hyper.basisSet`).
+    public var basis: BasisSet { hyper.basisSet }
+
+    /// The geometry of a molecule for this model (with V on the field if `withPotential`).
+    /// Throws `QDFError` (no file/line) naming elements outside the dictionary.
+    public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
+        try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
+                             withPotential: withPotential)
+    }
+
+    /// Equal hyperparameters and dictionaries (everything else derives from them).
+    public static func == (a: ModelArchitecture, b: ModelArchitecture) -> Bool {
+        a.hyper == b.hyper && a.dictionary == b.dictionary
+    }
+}
+
+/// A QDF model: architecture, learned parameters and metadata.
+///
+/// A value: a predictor or a density field keeps its own copy, which nothing else can
+/// change; the trainer owns the copy it updates (copy-on-write: no copy is made unless
+/// both are changed). `Sendable`: copies may be used from any thread.
+public struct QDFModel: Sendable {
+    /// Hyperparameters, dictionary, layout and grid sphere.
+    public let architecture: ModelArchitecture
+    /// All parameters, contiguous, in `layout` order (docs/model.md §10).
+    public var parameters: [Float]
+    /// Extra metadata kept with the model (dataset, unit, source, training details...).
+    public var metadata: [String: String]
+
+    /// `architecture.hyper`.
+    public var hyper: Hyperparameters { architecture.hyper }
+    /// `architecture.dictionary`: orbital name → row of `coefficient` and `zeta`.
+    public var dictionary: OrbitalDictionary { architecture.dictionary }
+    /// `architecture.layout`: where each tensor lives in `parameters`.
+    public var layout: ParameterLayout { architecture.layout }
+    /// `architecture.offsets`.
+    public var offsets: ParameterOffsets { architecture.offsets }
+    /// `architecture.sphere`: the grid offsets S in Å (docs/model.md §2).
+    public var sphere: [SIMD3<Double>] { architecture.sphere }
+    /// `architecture.basis`.
+    public var basis: BasisSet { architecture.basis }
+
+    /// A model with the given parameters (`layout.totalCount` values), or freshly
+    /// initialized ones (docs/model.md §9) from `seed`. Throws `QDFError` (no file/line) if
+    /// the architecture is invalid or the parameter count does not match the layout.
+    public init(hyper: Hyperparameters, dictionary: OrbitalDictionary, parameters: [Float]? = nil,
+                metadata: [String: String] = [:], seed: UInt64 = 1729) throws {
+        architecture = try ModelArchitecture(hyper: hyper, dictionary: dictionary)
+        self.metadata = metadata
         if let p = parameters {
-            guard p.count == layout.totalCount else {
-                throw QDFError("parameter count \(p.count) does not match the model's \(layout.totalCount)")
+            guard p.count == architecture.layout.totalCount else {
+                throw QDFError("parameter count \(p.count) does not match the model's \(architecture.layout.totalCount)")
             }
             self.parameters = p
         } else {
-            self.parameters = [Float](repeating: 0, count: layout.totalCount)
+            self.parameters = [Float](repeating: 0, count: architecture.layout.totalCount)
             initialize(seed: seed)
         }
     }
 
-    /// Spec section 9: linear layers uniform in ±1/sqrt(fan_in), coefficients standard
-    /// normal, every ζ = 1.
-    public func initialize(seed: UInt64) {
+    /// docs/model.md §9: linear layers uniform in ±1/sqrt(fan_in), coefficients standard
+    /// normal, every ζ = 1; one xoshiro256** stream seeded with `seed`, in layout order.
+    /// Overwrites every parameter.
+    public mutating func initialize(seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
         for e in layout.entries {
             switch e.name {
@@ -56,34 +112,31 @@ public final class QDFModel: @unchecked Sendable {
         }
     }
 
+    /// A copy of one tensor's values (row-major), by its model-file name; traps on an
+    /// unknown name.
     public func tensor(_ name: String) -> [Float] {
         let e = layout[name]!
         return Array(parameters[e.range])
     }
 
-    public var basis: BasisSet { hyper.basisSet }
-
-    /// An independent copy (parameters and metadata).
-    public func copy() throws -> QDFModel {
-        try QDFModel(hyper: hyper, dictionary: dictionary, parameters: parameters, metadata: metadata)
-    }
-
     /// Replaces the property readout: W_property (P × dim, row-major) and its bias (P).
-    public func setReadout(weight: [Float], bias: [Float]) {
+    /// Traps (precondition) on other sizes.
+    public mutating func setReadout(weight: [Float], bias: [Float]) {
         precondition(weight.count == hyper.outputs * hyper.dim && bias.count == hyper.outputs, "readout shape")
         for (k, v) in weight.enumerated() { parameters[offsets.propertyWeight + k] = v }
         for (k, v) in bias.enumerated() { parameters[offsets.propertyBias + k] = v }
     }
 
-    /// The geometry of a molecule for this model; refuses unknown elements.
+    /// The geometry of a molecule for this model (`ModelArchitecture.geometry`). Throws
+    /// `QDFError` (no file/line) naming elements outside the dictionary.
     public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
-        try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
-                             withPotential: withPotential)
+        try architecture.geometry(m, withPotential: withPotential)
     }
 
     // MARK: - Model file
 
-    /// Metadata keys written by `save` (the reference's, plus N_output).
+    /// The metadata `save` writes: `metadata` with the architecture keys of docs/model.md §10
+    /// (the reference's, plus N_output) set from the hyperparameters and dictionary.
     public var fileMetadata: [String: String] {
         var md = metadata
         md["basis_set"] = hyper.basisSet.name
@@ -99,6 +152,8 @@ public final class QDFModel: @unchecked Sendable {
         return md
     }
 
+    /// Writes the model as F32 safetensors (atomically), tensors in layout order (§10).
+    /// Throws `QDFError` (file: `path`) on an I/O failure.
     public func save(path: String) throws {
         let tensors = layout.entries.map { e in
             (name: e.name, tensor: Tensor(shape: e.shape, values: Array(parameters[e.range])))
@@ -106,6 +161,8 @@ public final class QDFModel: @unchecked Sendable {
         try SafetensorsFile(tensors: tensors, metadata: fileMetadata).write(path: path)
     }
 
+    /// Reads a model file (safetensors). Throws `QDFError` with file: `path` (no line) if the
+    /// file is unreadable or invalid, or `init(file:)` refuses it.
     public static func load(path: String) throws -> QDFModel {
         let file = try SafetensorsFile.read(path: path)
         do {
@@ -117,8 +174,10 @@ public final class QDFModel: @unchecked Sendable {
 
     /// Builds a model from safetensors contents. Layer counts and sizes come from the
     /// tensor shapes; what shapes cannot tell (basis, radius, interval, operation) from
-    /// the metadata, with the reference defaults where absent.
-    public convenience init(file: SafetensorsFile) throws {
+    /// the metadata, with the reference defaults where absent (docs/model.md §10). Throws
+    /// `QDFError` (no file) for a missing or bad `orbital_dict`, a missing, misshapen or
+    /// unexpected tensor, or a size key disagreeing with the tensors.
+    public init(file: SafetensorsFile) throws {
         let md = file.metadata
         guard let dictJSON = md["orbital_dict"] else {
             throw QDFError("the model has no orbital dictionary (metadata 'orbital_dict')")
@@ -186,8 +245,10 @@ package func formatParameter(_ x: Double) -> String {
 /// A small, fast, seedable generator (xoshiro256**), with uniform and normal draws.
 /// Its whole state can be saved and restored (for resumable training).
 public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
+    /// The four 64-bit words of xoshiro256** state.
     public var state: (UInt64, UInt64, UInt64, UInt64)
 
+    /// A generator whose state is four splitmix64 outputs from `seed`.
     public init(seed: UInt64) {
         var z = seed
         func splitmix() -> UInt64 {
@@ -200,13 +261,17 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
         state = (splitmix(), splitmix(), splitmix(), splitmix())
     }
 
+    /// Restores a state saved with `stateArray` (its first four words; traps on fewer).
     public init(state: [UInt64]) {
         self.state = (state[0], state[1], state[2], state[3])
     }
+    /// The state as four words, for checkpoints.
     public var stateArray: [UInt64] { [state.0, state.1, state.2, state.3] }
 
+    /// Equal states.
     public static func == (a: RandomGenerator, b: RandomGenerator) -> Bool { a.stateArray == b.stateArray }
 
+    /// The next 64 random bits (xoshiro256**).
     public mutating func next() -> UInt64 {
         let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
         let t = state.1 << 17
@@ -221,13 +286,14 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// Uniform in [0, 1).
     public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+    /// Uniform in [a, b) (one `nextUnit()` draw).
     public mutating func nextUniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * nextUnit() }
-    /// Standard normal (Box–Muller).
+    /// Standard normal (Box–Muller, two uniform draws, the sine half discarded).
     public mutating func nextNormal() -> Double {
         var u = nextUnit()
         while u <= 0 { u = nextUnit() }
         return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * nextUnit())
     }
-    /// A uniformly random index in 0..<n.
+    /// A random index in 0..<n (next() % n: a negligible modulo bias); n must be > 0.
     public mutating func nextIndex(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }

@@ -5,18 +5,27 @@ import Foundation
 // that received a gradient in that pass, each with its own step count, as PyTorch
 // does for parameters whose .grad is None.
 
+/// The Adam optimizer of docs/model.md §8 over a flat parameter buffer. Mutable state:
+/// one thread at a time.
 public final class Adam {
+    /// lr for the next steps (the trainer sets it per epoch from the StepLR schedule).
     public var learningRate: Float
+    /// β₁ = 0.9.
     public let beta1: Float = 0.9
+    /// β₂ = 0.999.
     public let beta2: Float = 0.999
+    /// ε = 1e-8, added to sqrt(v̂).
     public let epsilon: Float = 1e-8
+    /// The parameter layout the moments and step counts follow.
     public let layout: ParameterLayout
     /// First and second moments, in the parameter layout.
     public var m: [Float]
+    /// The second moments (`layout.totalCount` values).
     public var v: [Float]
     /// Steps taken by each tensor (by position in the layout).
     public var steps: [Int]
 
+    /// An optimizer with zero moments and step counts for `layout`.
     public init(layout: ParameterLayout, learningRate: Float) {
         self.layout = layout
         self.learningRate = learningRate
@@ -25,7 +34,9 @@ public final class Adam {
         steps = [Int](repeating: 0, count: layout.entries.count)
     }
 
-    /// One step for the tensors at the given layout positions.
+    /// One step for the tensors at the given layout positions (each one's step count + 1).
+    /// `gradient` is the caller's buffer of `layout.totalCount` values, read only during
+    /// the call; `parameters` must be in the same layout.
     public func step(parameters: inout [Float], gradient: UnsafePointer<Float>, tensors: [Int]) {
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
         parameters.withUnsafeMutableBufferPointer { pp in
@@ -51,13 +62,14 @@ public final class Adam {
     }
 }
 
-/// Which tensors each pass trains.
+/// Which tensors each pass trains (docs/model.md §8), as positions in the layout.
 public struct ParameterGroups: Sendable {
     /// ζ, coefficients, W_functional, W_property.
     public let energy: [Int]
     /// ζ, coefficients, W_density, W_HK, W_potential.
     public let potential: [Int]
 
+    /// The groups of `layout`, by tensor-name prefix.
     public init(_ layout: ParameterLayout) {
         var e = [Int](), v = [Int]()
         for (i, entry) in layout.entries.enumerated() {

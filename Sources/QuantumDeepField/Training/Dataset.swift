@@ -4,13 +4,22 @@ import Foundation
 // format. Its name (the folder's) carries the property and unit, e.g.
 // "QM9under14atoms_atomizationenergy_eV".
 
+/// A training data set loaded into memory: its three splits and its name.
 public struct Dataset: Sendable {
+    /// The folder's name, e.g. "QM9under14atoms_atomizationenergy_eV".
     public var name: String
+    /// The folder, path standardized.
     public var directory: String
+    /// Training molecules, in file order.
     public var train: [Molecule]
+    /// Validation molecules, in file order.
     public var val: [Molecule]
+    /// Test molecules, in file order.
     public var test: [Molecule]
 
+    /// Reads train.txt, val.txt and test.txt from `directory`. Throws `QDFError` (with file,
+    /// and line for parse errors) if the folder or a file is missing, a split is empty, a
+    /// molecule lacks property values or repeats an id, or the splits differ in P.
     public static func load(directory: String) throws -> Dataset {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
@@ -39,9 +48,11 @@ public struct Dataset: Sendable {
         return Dataset(name: name, directory: (directory as NSString).standardizingPath, train: train, val: val, test: test)
     }
 
+    /// P, the number of property values per molecule.
     public var outputs: Int { train[0].properties.count }
 
-    /// The unit, from the name's last underscore-separated word ("..._eV" → "eV").
+    /// The unit, from the name's last underscore-separated word ("..._eV" → "eV"); only
+    /// eV, meV, kcalmol, Hartree, Ha and kJmol are recognized, anything else gives "units".
     public var unit: String {
         let last = name.split(separator: "_").last.map(String.init) ?? ""
         return ["eV", "meV", "kcalmol", "Hartree", "Ha", "kJmol"].contains(last) ? last : "units"

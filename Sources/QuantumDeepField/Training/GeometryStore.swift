@@ -5,43 +5,35 @@ import Foundation
 // Geometry does not depend on learned parameters, so computing it once saves the
 // work in every later epoch.
 
-final class GeometryStore {
-    let model: QDFModel
+/// `Sendable`: every stored property is immutable after `init`.
+final class GeometryStore: Sendable {
+    let architecture: ModelArchitecture
     let molecules: [Molecule]
     let withPotential: Bool
-    private var cache: [MoleculeGeometry?]
-    private(set) var cachedBytes = 0
+    private let cache: [MoleculeGeometry?]
+    let cachedBytes: Int
 
-    init(model: QDFModel, molecules: [Molecule], withPotential: Bool, budget: Int) throws {
-        self.model = model
+    init(architecture: ModelArchitecture, molecules: [Molecule], withPotential: Bool, budget: Int) throws {
+        self.architecture = architecture
         self.molecules = molecules
         self.withPotential = withPotential
         // Estimate each molecule's size to decide how many fit (N_f·M distances + N_f potential).
-        let perAtom = model.sphere.count
+        let perAtom = architecture.sphere.count
         var fit = 0, bytes = 0
         for m in molecules {
             let b = 4 * (perAtom * m.atomCount * m.atomCount + (withPotential ? perAtom * m.atomCount : 0)) + 256
             if bytes + b > budget { break }
             bytes += b; fit += 1
         }
-        var cache = [MoleculeGeometry?](repeating: nil, count: molecules.count)
-        let failure = LockedError()
+        // The first `fit` molecules, computed in up to 64 parallel chunks.
         let total = fit
-        cache.withUnsafeMutableBufferPointer { c in
-            let base = UnsafeTransfer(c.baseAddress!)
-            let chunks = max(1, min(64, total / 16))
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let fit = total, base = base.value
-                var i = chunk * fit / chunks
-                let end = (chunk + 1) * fit / chunks
-                while i < end {
-                    do { (base + i).pointee = try model.geometry(molecules[i], withPotential: withPotential) }
-                    catch { failure.set(error) }
-                    i += 1
-                }
+        let chunks = max(1, min(64, total / 16))
+        let parts = try concurrentMap(chunks) { chunk in
+            try ((chunk * total / chunks)..<((chunk + 1) * total / chunks)).map {
+                try architecture.geometry(molecules[$0], withPotential: withPotential)
             }
         }
-        if let e = failure.error { throw e }
+        let cache: [MoleculeGeometry?] = parts.flatMap { $0 } + [MoleculeGeometry?](repeating: nil, count: molecules.count - total)
         self.cache = cache
         cachedBytes = cache.reduce(0) { $0 + ($1?.byteCount ?? 0) }
     }
@@ -51,14 +43,8 @@ final class GeometryStore {
     func geometries(_ indices: [Int]) throws -> [MoleculeGeometry] {
         try indices.map { i in
             if let g = cache[i] { return g }
-            return try model.geometry(molecules[i], withPotential: withPotential)
+            return try architecture.geometry(molecules[i], withPotential: withPotential)
         }
     }
 }
 
-/// The first error thrown from concurrent work.
-final class LockedError: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
-}

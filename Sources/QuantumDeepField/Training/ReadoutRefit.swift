@@ -3,7 +3,7 @@ import Foundation
 // Refitting the property readout (W_property, b_property) by least squares.
 //
 // Ê_m = W_p s_m + b_p is linear in the readout's parameters, given the features s_m the
-// trained energy functional computes (spec section 6). Adam leaves W_p and b_p wherever
+// trained energy functional computes (docs/model.md §6). Adam leaves W_p and b_p wherever
 // the last mini-batches pushed them, which shows as an epoch-to-epoch offset in the
 // predictions; the least-squares W_p, b_p over the training molecules is the best linear
 // readout of the same features. Everything else (orbitals, functional layers, HK map,
@@ -26,50 +26,41 @@ public enum ReadoutRefit {
     /// Fits the readout on `molecules` (their property values are the targets). `ridge`
     /// is relative to the diagonal of XᵀX (it only guards against collinear features).
     public static func fit(model: QDFModel, molecules: [Molecule], ridge: Double = 1e-7,
-                           workers: Int = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8)),
+                           workers: Int = defaultWorkers,
                            batchSize: Int = 16) throws -> Result {
         let d = model.hyper.dim, P = model.hyper.outputs, n = d + 1
         guard !molecules.isEmpty else { throw QDFError("no molecules to fit the readout on") }
         for m in molecules where m.properties.count != P {
             throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model has \(P) outputs")
         }
-        // Per-worker accumulators: XᵀX (n × n), Xᵀy (n × P), Σ|old error|.
-        struct Acc { var xtx: [Double]; var xty: [Double]; var absOld: [Double] }
+        // Per-worker accumulators: XᵀX (n × n, upper triangle), Xᵀy (n × P), Σ|old error|.
+        struct Acc: Sendable { var xtx: [Double]; var xty: [Double]; var absOld: [Double] }
         let shares = max(1, min(workers, molecules.count))
-        var accs = [Acc](repeating: Acc(xtx: [Double](repeating: 0, count: n * n), xty: [Double](repeating: 0, count: n * P),
-                                        absOld: [Double](repeating: 0, count: P)), count: shares)
-        let failure = LockedError()
-        accs.withUnsafeMutableBufferPointer { ap in
-            let base = UnsafeTransfer(ap.baseAddress!)
-            BLAS.shared.singleThreaded {
-                DispatchQueue.concurrentPerform(iterations: shares) { w in
-                    let engine = Engine(model: model)
-                    let acc = base.value + w
-                    var x = [Double](repeating: 1, count: n)
-                    var i = molecules.count * w / shares
-                    let end = molecules.count * (w + 1) / shares
-                    while i < end {
-                        let j = min(end, i + batchSize)
-                        do {
-                            let geoms = try molecules[i..<j].map { try model.geometry($0) }
-                            let out = engine.forwardEnergy(geoms)
-                            for (k, mol) in molecules[i..<j].enumerated() {
-                                let sm = engine.readout(k)
-                                for a in 0..<d { x[a] = Double(sm[a]) }
-                                for a in 0..<n {
-                                    let xa = x[a]
-                                    for b in a..<n { acc.pointee.xtx[a * n + b] += xa * x[b] }
-                                    for q in 0..<P { acc.pointee.xty[a * P + q] += xa * mol.properties[q] }
-                                }
-                                for q in 0..<P { acc.pointee.absOld[q] += abs(Double(out[k * P + q]) - mol.properties[q]) }
-                            }
-                        } catch { failure.set(error); return }
-                        i = j
+        let architecture = model.architecture, parameters = model.parameters
+        let accs = try concurrentMap(shares) { w -> Acc in
+            var acc = Acc(xtx: [Double](repeating: 0, count: n * n), xty: [Double](repeating: 0, count: n * P),
+                          absOld: [Double](repeating: 0, count: P))
+            let engine = Engine(architecture: architecture)
+            var x = [Double](repeating: 1, count: n)
+            var i = molecules.count * w / shares
+            let end = molecules.count * (w + 1) / shares
+            while i < end {
+                let j = min(end, i + batchSize)
+                let geoms = try molecules[i..<j].map { try architecture.geometry($0) }
+                let (out, features) = engine.predictWithReadout(geoms, parameters: parameters)
+                for (k, mol) in molecules[i..<j].enumerated() {
+                    for a in 0..<d { x[a] = Double(features[k][a]) }
+                    for a in 0..<n {
+                        let xa = x[a]
+                        for b in a..<n { acc.xtx[a * n + b] += xa * x[b] }
+                        for q in 0..<P { acc.xty[a * P + q] += xa * mol.properties[q] }
                     }
+                    for q in 0..<P { acc.absOld[q] += abs(Double(out[k][q]) - mol.properties[q]) }
                 }
+                i = j
             }
+            return acc
         }
-        if let e = failure.error { throw e }
         var xtx = [Double](repeating: 0, count: n * n), xty = [Double](repeating: 0, count: n * P)
         var absOld = [Double](repeating: 0, count: P)
         for a in accs {
@@ -92,7 +83,7 @@ public enum ReadoutRefit {
         }
         // The new readout's training error, from the same features: recompute (cheap
         // next to the forward passes, and independent of the normal equations).
-        let refitted = try model.copy()
+        var refitted = model
         refitted.setReadout(weight: weight, bias: bias)
         let after = try Predictor(model: refitted).predict(molecules)
         var absNew = [Double](repeating: 0, count: P)

@@ -1,6 +1,6 @@
 import Foundation
 
-// Training (spec section 8): for every mini-batch, the E step (Loss_E into ζ,
+// Training (docs/model.md §8): for every mini-batch, the E step (Loss_E into ζ,
 // coefficients, W_functional, W_property; one Adam step), then the V step with the
 // updated parameters (Loss_V into ζ, coefficients, W_density, W_HK, W_potential; one
 // Adam step). After every epoch: MAE on val and test, a learning-curve row, test
@@ -80,10 +80,11 @@ public final class Trainer {
     public let dataset: Dataset
     public let options: TrainingOptions
     public let run: RunDirectory
-    public let model: QDFModel
+    /// The model being trained: the trainer owns it and updates its parameters in place.
+    public private(set) var model: QDFModel
     public let adam: Adam
     let stepper: TrainingStep
-    let evalEngines: [Engine]
+    let evalEngines: WorkerPool<Engine>
     var rng: RandomGenerator
     /// The learning curve so far.
     public private(set) var records: [EpochRecord] = []
@@ -117,22 +118,24 @@ public final class Trainer {
     init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory) throws {
         self.dataset = dataset
         self.options = options
-        self.model = model
         self.run = run
+        var model = model
         model.metadata["dataset"] = dataset.name
         model.metadata["unit"] = dataset.unit
         model.metadata["train_atoms"] = dataset.trainAtomRange
         model.metadata["source"] = "qdf-swift \(QDFVersion.string)"
         for (k, v) in options.metadata { model.metadata[k] = v }
+        self.model = model
         adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
-        stepper = TrainingStep(model: model)
-        evalEngines = (0..<max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))).map { _ in Engine(model: model) }
+        stepper = TrainingStep(architecture: model.architecture)
+        let architecture = model.architecture
+        evalEngines = WorkerPool(count: defaultWorkers) { Engine(architecture: architecture) }
         rng = RandomGenerator(seed: options.seed &+ 1)
         let budget = options.cacheBytes
-        trainGeometry = try GeometryStore(model: model, molecules: dataset.train, withPotential: options.hkMap, budget: budget)
-        valGeometry = try GeometryStore(model: model, molecules: dataset.val, withPotential: false,
+        trainGeometry = try GeometryStore(architecture: architecture, molecules: dataset.train, withPotential: options.hkMap, budget: budget)
+        valGeometry = try GeometryStore(architecture: architecture, molecules: dataset.val, withPotential: false,
                                         budget: max(0, budget - trainGeometry.cachedBytes))
-        testGeometry = try GeometryStore(model: model, molecules: dataset.test, withPotential: false,
+        testGeometry = try GeometryStore(architecture: architecture, molecules: dataset.test, withPotential: false,
                                          budget: max(0, budget - trainGeometry.cachedBytes - valGeometry.cachedBytes))
     }
 
@@ -206,7 +209,7 @@ public final class Trainer {
 
     /// One mini-batch: the E step, then the V step. Returns (Loss_E, Loss_V).
     func step(_ geoms: [MoleculeGeometry]) throws -> (Double, Double) {
-        let (lossE, lossV) = stepper.step(geoms, adam: adam, hkMap: options.hkMap)
+        let (lossE, lossV) = stepper.step(geoms, parameters: &model.parameters, adam: adam, hkMap: options.hkMap)
         if !lossE.isFinite || !lossV.isFinite {
             throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
         }
@@ -216,10 +219,10 @@ public final class Trainer {
     /// MAE (over molecules × outputs) and the predictions TSV rows. Molecule-parallel:
     /// each worker predicts a contiguous share with its own engine.
     func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
-        let storeRef = UnsafeTransfer(store)
         let count = molecules.count
-        let values = try Engine.predictInShares(engines: evalEngines, count: count, batchSize: 32) { r in
-            try storeRef.value.geometries(Array(r))
+        let values = try evalEngines.predict(count: count, workers: defaultWorkers, batchSize: 32,
+                                             parameters: model.parameters) { r in
+            try store.geometries(Array(r))
         }
         var rows = [Prediction]()
         rows.reserveCapacity(count)
