@@ -88,6 +88,14 @@ package func scaleColumns(_ a: UnsafeMutablePointer<Float>, rows m: Int, cols n:
     }
 }
 
+/// x · y over `count` Floats, summed in order in Float.
+@inline(__always)
+package func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) -> Float {
+    var acc: Float = 0
+    for j in 0..<n { acc += x[j] * y[j] }
+    return acc
+}
+
 /// Column-wise dot products of two row-major m×n matrices, in Double.
 @inline(__always)
 package func columnDots(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, rows m: Int, cols n: Int, ld: Int,

@@ -48,41 +48,11 @@ extension ComputeBackend {
     }
 }
 
-/// The system BLAS (OpenBLAS loaded at run time, or the portable GEMM without it).
-public struct BLASBackend: ComputeBackend {
-    /// The library the GEMMs go to.
-    public let library: BLAS
-    /// A backend over `library` (the process's shared BLAS by default).
-    public init(library: BLAS = .shared) { self.library = library }
-    /// The loaded library's name (`BLASInfo.library`).
-    public var name: String { library.info.library }
-
-    /// Forwards to `BLAS.sgemm` (flop-counted); see `ComputeBackend.sgemm`.
-    @inline(__always)
-    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
-                      alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        library.sgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                      beta: beta, c: c, ldc: ldc)
-    }
-}
-
-/// The plain triple-loop GEMM: an independent computation for tests, and a backend
-/// that needs no library.
-public struct PortableBackend: ComputeBackend {
-    /// The portable backend (stateless).
-    public init() {}
-    /// "portable Swift GEMM".
-    public var name: String { "portable Swift GEMM" }
-
-    /// `BLAS.portableSgemm` (not flop-counted); see `ComputeBackend.sgemm`.
-    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
-                      alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        BLAS.portableSgemm(transA, transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                           beta: beta, c: c, ldc: ldc)
-    }
+/// The system BLAS is a backend as it is: OpenBLAS loaded at run time, or the portable
+/// GEMM where no library could be loaded (`BLAS.info` says which).
+extension BLAS: ComputeBackend {
+    public var name: String { info.library }
 }
 
 /// The backend used when none is given: the system BLAS.
-public let defaultCompute: any ComputeBackend = BLASBackend()
+public let defaultCompute: any ComputeBackend = BLAS.shared

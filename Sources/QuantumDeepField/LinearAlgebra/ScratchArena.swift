@@ -28,6 +28,9 @@ package final class ScratchArena {
         for p in overflow { p.deallocate() }
     }
 
+    /// Bytes of the arena's block (it grows only at `reset()`, to the largest demand seen).
+    package var blockBytes: Int { capacity }
+
     /// Releases everything handed out; grows the block to the largest demand seen.
     package func reset() {
         for p in overflow { p.deallocate() }

@@ -77,6 +77,9 @@ public final class Engine {
         self.init(architecture: model.architecture, compute: compute)
     }
 
+    /// Bytes of the engine's scratch block (for tests: it stops growing after the first batch of a shape).
+    package var scratchBytes: Int { scratch.blockBytes }
+
     private var hyper: Hyperparameters { architecture.hyper }
     private var dim: Int { architecture.hyper.dim }
     private var offsets: ParameterOffsets { architecture.offsets }
@@ -118,20 +121,20 @@ public final class Engine {
     /// `gradient` (parameter layout, not zeroed first). Every geometry needs P property
     /// values; traps if `parameters` or `gradient` is not `layout.totalCount` long.
     public func energyLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float]) -> Double {
-        precondition(gradient.count == architecture.layout.totalCount, "gradient size")
-        return withParameters(parameters) { p in
-            gradient.withUnsafeMutableBufferPointer { energyLossAndGradient(batch, p, grad: $0.baseAddress!) }
-        }
+        withGradient(parameters, &gradient) { energyLossAndGradient(batch, $0, grad: $1) }
     }
 
     /// Loss_V of the batch (docs/model.md §8, mean over all grid points); adds its gradient
     /// into `gradient` (parameter layout, not zeroed first). Traps if a geometry was built
     /// without the potential, or on wrongly sized `parameters` or `gradient`.
     public func potentialLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float]) -> Double {
+        withGradient(parameters, &gradient) { potentialLossAndGradient(batch, $0, grad: $1) }
+    }
+
+    private func withGradient(_ parameters: [Float], _ gradient: inout [Float],
+                              _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Double) -> Double {
         precondition(gradient.count == architecture.layout.totalCount, "gradient size")
-        return withParameters(parameters) { p in
-            gradient.withUnsafeMutableBufferPointer { potentialLossAndGradient(batch, p, grad: $0.baseAddress!) }
-        }
+        return withParameters(parameters) { p in gradient.withUnsafeMutableBufferPointer { body(p, $0.baseAddress!) } }
     }
 
     private func withParameters<T>(_ parameters: [Float], _ body: (UnsafePointer<Float>) -> T) -> T {
@@ -241,6 +244,7 @@ public final class Engine {
         dOut.reserve(B * P)
         var sum = 0.0
         for m in 0..<B {
+            precondition(batch[m].properties.count == P, "molecule '\(batch[m].id)' has \(batch[m].properties.count) property values, the model \(P)")
             sum += batch[m].properties.withUnsafeBufferPointer { t in
                 Losses.squaredError(predicted: out.pointer + m * P, target: t.baseAddress!, count: P, terms: B * P,
                                     gradient: dOut.pointer + m * P)

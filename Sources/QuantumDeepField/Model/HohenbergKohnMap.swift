@@ -16,12 +16,7 @@
 public enum HohenbergKohnMap {
     /// ρ_i = Σ_j ψ_ij² for every row.
     package static func density(psi: UnsafePointer<Float>, rows: Int, dim: Int, rho: UnsafeMutablePointer<Float>) {
-        for i in 0..<rows {
-            let r = psi + i * dim
-            var acc: Float = 0
-            for j in 0..<dim { acc += r[j] * r[j] }
-            rho[i] = acc
-        }
+        for i in 0..<rows { rho[i] = dot(psi + i * dim, psi + i * dim, count: dim) }
     }
 
     /// ρ_i = Σ_j ψ_ij²  →  dψ_ij = 2 ψ_ij dρ_i (rows × dim).
@@ -74,12 +69,7 @@ public enum HohenbergKohnMap {
         }
         let top = g[L]
         let wv = p + o.potentialWeight, bv = p[o.potentialBias]
-        for i in 0..<rows {
-            let r = top + i * H
-            var acc: Float = 0
-            for j in 0..<H { acc += r[j] * wv[j] }
-            vHat[i] = acc + bv
-        }
+        for i in 0..<rows { vHat[i] = dot(top + i * H, wv, count: H) + bv }
     }
 
     /// Given dV̂ (rows), accumulates the HK-side gradients and writes dρ (rows).

@@ -145,15 +145,26 @@ public enum LCAO {
         basisBackward(g, offsets: o, saved: s, dPhiHat: dPhiHat, grad: grad, scratch: scratch)
     }
 
+    /// The backward of x̂_:j = x_:j / max(‖x_:j‖, ε) is dx_:j = (dx̂_:j − x̂_:j b_j) / n_j with
+    /// b_j = x̂_:jᵀ dx̂_:j where the norm exceeded ε (0 where ε was used): returns b (cols
+    /// Floats from `scratch`) for a row-major rows × cols x̂ and dx̂.
+    @inline(__always)
+    package static func normalizationProjection(_ hat: UnsafePointer<Float>, _ dHat: UnsafePointer<Float>, rows: Int,
+                                                cols: Int, norms: UnsafePointer<Float>,
+                                                scratch: ScratchArena) -> UnsafeMutablePointer<Float> {
+        let dots = scratch.doubles(cols), b = scratch.floats(cols)
+        columnDots(hat, dHat, rows: rows, cols: cols, ld: cols, into: dots)
+        for j in 0..<cols { b[j] = norms[j] > normalizationEpsilon ? Float(dots[j]) : 0 }
+        return b
+    }
+
     /// Ĉ = C / max(‖C‖, ε), column-wise: from dĈ (N_o × dim), adds into the coefficient
     /// rows' gradient:  dC_:j = (dĈ_:j − Ĉ_:j (Ĉ_:jᵀ dĈ_:j)) / n_j.
     package static func coefficientBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: Saved,
                                             dCHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
                                             scratch: ScratchArena) {
         let no = g.orbitalCount
-        let dots = scratch.doubles(dim), b = scratch.floats(dim)
-        columnDots(s.cHat, dCHat, rows: no, cols: dim, ld: dim, into: dots)
-        for j in 0..<dim { b[j] = s.cNorm[j] > normalizationEpsilon ? Float(dots[j]) : 0 }
+        let b = normalizationProjection(s.cHat, dCHat, rows: no, cols: dim, norms: s.cNorm, scratch: scratch)
         let gc = grad + o.coefficient
         g.orbitalType.withUnsafeBufferPointer { type in
             for k in 0..<no {
@@ -170,9 +181,7 @@ public enum LCAO {
                                       dPhiHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
                                       scratch: ScratchArena) {
         let nf = g.fieldCount, no = g.orbitalCount
-        let dots = scratch.doubles(no), b = scratch.floats(no)
-        columnDots(s.phiHat, dPhiHat, rows: nf, cols: no, ld: no, into: dots)
-        for k in 0..<no { b[k] = s.phiNorm[k] > normalizationEpsilon ? Float(dots[k]) : 0 }
+        let b = normalizationProjection(s.phiHat, dPhiHat, rows: nf, cols: no, norms: s.phiNorm, scratch: scratch)
         let gz = grad + o.zeta
         // Accumulate per basis function in Double, then add to its type's ζ.
         let acc = scratch.doubles(no)

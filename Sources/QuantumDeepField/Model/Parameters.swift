@@ -92,17 +92,18 @@ public struct ParameterOffsets: Sendable {
     /// missing tensor).
     public init(_ layout: ParameterLayout, _ h: Hyperparameters) {
         func o(_ n: String) -> Int { layout[n]!.offset }
+        // A linear layer's weight and bias; a stack's per layer.
+        func linear(_ name: String) -> (Int, Int) { (o("\(name).weight"), o("\(name).bias")) }
+        func stack(_ name: String, _ n: Int) -> ([Int], [Int]) {
+            let layers = (0..<n).map { linear("\(name).\($0)") }
+            return (layers.map(\.0), layers.map(\.1))
+        }
         coefficient = o("coefficient.weight")
         zeta = o("zeta.weight")
-        functionalWeight = (0..<h.layerFunctional).map { o("W_functional.\($0).weight") }
-        functionalBias = (0..<h.layerFunctional).map { o("W_functional.\($0).bias") }
-        propertyWeight = o("W_property.weight")
-        propertyBias = o("W_property.bias")
-        densityWeight = o("W_density.weight")
-        densityBias = o("W_density.bias")
-        hkWeight = (0..<h.layerHK).map { o("W_HK.\($0).weight") }
-        hkBias = (0..<h.layerHK).map { o("W_HK.\($0).bias") }
-        potentialWeight = o("W_potential.weight")
-        potentialBias = o("W_potential.bias")
+        (functionalWeight, functionalBias) = stack("W_functional", h.layerFunctional)
+        (propertyWeight, propertyBias) = linear("W_property")
+        (densityWeight, densityBias) = linear("W_density")
+        (hkWeight, hkBias) = stack("W_HK", h.layerHK)
+        (potentialWeight, potentialBias) = linear("W_potential")
     }
 }

@@ -42,18 +42,20 @@ public final class Predictor {
     /// The model predicted with (this predictor's own copy).
     public let model: QDFModel
     /// Molecules per engine call; must be ≥ 1 (not checked).
-    public var batchSize: Int
+    public var batchSize: Int { didSet { batchSize = max(1, batchSize) } }
     /// Molecule-parallel workers: each runs its own engine on its share of a chunk
     /// (BLAS single-threaded), so the scalar work (geometry, basis functions) is parallel too.
     public var workers: Int
     private let engines: WorkerPool<Engine>
+    private let compute: any ComputeBackend
 
     /// A predictor with its own copy of `model`; `workers` is raised to at least 1. Engines
     /// use `compute` (the chunked large-molecule path uses `defaultCompute`).
     public init(model: QDFModel, batchSize: Int = 32, workers: Int = defaultWorkers,
                 compute: any ComputeBackend = defaultCompute) {
         self.model = model
-        self.batchSize = batchSize
+        self.batchSize = max(1, batchSize)
+        self.compute = compute
         self.workers = max(1, workers)
         let architecture = model.architecture
         engines = WorkerPool(count: 1) { Engine(architecture: architecture, compute: compute) }
@@ -69,7 +71,7 @@ public final class Predictor {
             var out = [[Float]](), regular = [Molecule](), slots = [Int]()
             for m in molecules {
                 if LargeMolecule.regularValues(m, model: model) > largeMoleculeValues {
-                    out.append(try LargeMolecule.predict(m, model: model))
+                    out.append(try LargeMolecule.predict(m, model: model, compute: compute))
                 } else {
                     slots.append(out.count); out.append([]); regular.append(m)
                 }

@@ -1,5 +1,6 @@
 // Chemical elements: symbols and atomic numbers for the whole periodic table.
 
+/// Element symbols ↔ atomic numbers, Z = 1 … 118.
 public enum Element {
     /// Symbols indexed by atomic number (index 0 is unused).
     public static let symbols: [String] = [

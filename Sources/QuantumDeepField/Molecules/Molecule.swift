@@ -1,5 +1,7 @@
 // A molecule: atoms with positions in ångström, and optional property values.
 
+/// One molecule as read from a file: atoms (Z, position in Å) in input order, and its
+/// property values. A value type; `Sendable`.
 public struct Molecule: Sendable, Equatable {
     /// The molecule's identifier (e.g. "dsgdb9nsd_000001").
     public var id: String
@@ -10,6 +12,8 @@ public struct Molecule: Sendable, Equatable {
     /// Property values (e.g. the atomization energy, or HOMO and LUMO); empty when unknown.
     public var properties: [Double]
 
+    /// A molecule; positions in Å, one per atom (traps otherwise). Not validated further
+    /// (the readers refuse empty molecules and coincident atoms).
     public init(id: String, atomicNumbers: [Int], positions: [SIMD3<Double>], properties: [Double] = []) {
         precondition(atomicNumbers.count == positions.count, "one position per atom")
         self.id = id
@@ -18,6 +22,7 @@ public struct Molecule: Sendable, Equatable {
         self.properties = properties
     }
 
+    /// M, the number of atoms.
     public var atomCount: Int { atomicNumbers.count }
     /// N_e = Σ Z_a, the number of electrons of the neutral molecule.
     public var electronCount: Int { atomicNumbers.reduce(0, +) }

@@ -77,16 +77,21 @@ package struct SeenIDs {
     }
 }
 
+/// Streams molecules from a QDF text file (format above). Checks each molecule (atoms,
+/// coincident atoms, repeated ids, a constant number of property values). One thread at a time.
 public final class QDFTextReader: MoleculeReader {
     private let lines: LineReader
     private var seen = SeenIDs()
     private var propertyCount: Int? = nil
     private var pending: String? = nil
+    /// The file being read.
     public var path: String { lines.path }
+    /// The 1-based line of the id line of the molecule `next()` returned last (0 before the first).
     public private(set) var moleculeLine = 0
 
     /// Reads `path`; `source` supplies its bytes when they are not the plain file's (a
-    /// decompressing source, for example).
+    /// decompressing source, for example). Throws `QDFError` (file: `path`) if the file cannot
+    /// be opened.
     public init(path: String, source: ByteSource? = nil) throws { lines = try LineReader(path: path, source: source) }
 
     private func nextLine() throws -> String? {
@@ -94,6 +99,9 @@ public final class QDFTextReader: MoleculeReader {
         return try lines.nextLine()
     }
 
+    /// The next molecule (positions in Å), or nil at the end of the file. Throws `QDFError`
+    /// with file and line for a malformed line, unknown element, non-finite number, empty
+    /// molecule, coincident atoms, repeated id or a property count differing from earlier ones.
     public func next() throws -> Molecule? {
         // Skip blank lines before the id line.
         var idLine: String? = nil

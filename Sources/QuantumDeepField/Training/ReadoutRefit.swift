@@ -12,24 +12,33 @@ import Foundation
 // Normal equations in Float64: (XᵀX + λ·diag(XᵀX)) w = Xᵀy with x_m = (s_m, 1), solved
 // by Cholesky; one right-hand side per output.
 
+/// The least-squares readout refit of docs/model.md §6 (`qdf refit-readout`).
 public enum ReadoutRefit {
+    /// The refitted readout and its effect on the fitting molecules.
     public struct Result: Sendable {
         /// The new W_property (P × dim, row-major) and b_property (P).
         public var weight: [Float]
+        /// The new b_property (P values, property unit).
         public var bias: [Float]
         /// Training-set MAE per output with the old and the new readout.
         public var maeBefore: [Double]
+        /// MAE per output with the new readout (property unit, e.g. eV).
         public var maeAfter: [Double]
+        /// The number of molecules fitted on.
         public var molecules: Int
     }
 
     /// Fits the readout on `molecules` (their property values are the targets). `ridge`
     /// is relative to the diagonal of XᵀX (it only guards against collinear features).
+    /// `model` is not changed; apply the result with `QDFModel.setReadout`. Throws `QDFError`
+    /// (no file/line) if there are no molecules, one has ≠ P values or unknown elements, or
+    /// the normal equations are not positive definite.
     public static func fit(model: QDFModel, molecules: [Molecule], ridge: Double = 1e-7,
                            workers: Int = defaultWorkers,
                            batchSize: Int = 16) throws -> Result {
         let d = model.hyper.dim, P = model.hyper.outputs, n = d + 1
         guard !molecules.isEmpty else { throw QDFError("no molecules to fit the readout on") }
+        guard batchSize > 0 else { throw QDFError("the batch size must be positive") }
         for m in molecules where m.properties.count != P {
             throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model has \(P) outputs")
         }
@@ -85,7 +94,7 @@ public enum ReadoutRefit {
         // next to the forward passes, and independent of the normal equations).
         var refitted = model
         refitted.setReadout(weight: weight, bias: bias)
-        let after = try Predictor(model: refitted).predict(molecules)
+        let after = try Predictor(model: refitted, workers: workers).predict(molecules)
         var absNew = [Double](repeating: 0, count: P)
         for (m, p) in zip(molecules, after) { for q in 0..<P { absNew[q] += abs(Double(p.predicted[q]) - m.properties[q]) } }
         let count = Double(molecules.count)

@@ -6,21 +6,32 @@ import Foundation
 // Adam step). After every epoch: MAE on val and test, a learning-curve row, test
 // predictions, the model and a resumable state, each written atomically.
 
+/// Hyperparameters and training options, with the defaults of docs/model.md §9.
 public struct TrainingOptions: Sendable, Equatable {
+    /// The architecture; `outputs` is replaced by the data set's P when training starts.
     public var hyper = Hyperparameters()
+    /// B, molecules per mini-batch (the last batch of an epoch may be smaller).
     public var batchSize = 4
+    /// lr, Adam's initial learning rate.
     public var learningRate: Double = 1e-4
+    /// The StepLR factor: lr_e = lr · lrDecay^⌊e / stepSize⌋.
     public var lrDecay: Double = 0.5
+    /// Epochs between learning-rate decays.
     public var stepSize = 200
+    /// Epochs to train.
     public var epochs = 2000
+    /// Seeds the initialization (seed) and the epoch shuffles (seed + 1).
     public var seed: UInt64 = 1729
     /// false: train on E alone (the "conventional" baseline, no HK map).
     public var hkMap = true
     /// Bytes of precomputed geometry kept in memory; beyond it geometry is recomputed per batch.
     public var cacheBytes = 8 << 30
 
+    /// The defaults.
     public init() {}
 
+    /// Throws `QDFError` (no file/line) if `hyper.validate()` fails or the batch size, step
+    /// size or epoch count is not positive, or lr or lr_decay is not positive and finite.
     public func validate() throws {
         try hyper.validate()
         guard batchSize > 0 else { throw QDFError("batch size must be positive") }
@@ -53,35 +64,52 @@ public struct TrainingOptions: Sendable, Equatable {
     }
 }
 
-/// One row of the learning curve.
+/// One row of the learning curve (docs/model.md §8).
 public struct EpochRecord: Sendable, Equatable {
+    /// The epoch, counted from 0.
     public var epoch: Int
+    /// Cumulative wall-clock seconds up to the end of this epoch, evaluation included.
     public var seconds: Double
+    /// Σ over the epoch's batches of Loss_E (property unit², e.g. eV²; a sum, not a mean).
     public var lossE: Double
+    /// Σ over the epoch's batches of Loss_V (0 without the HK map).
     public var lossV: Double
+    /// Validation MAE over molecules × outputs (property unit).
     public var maeVal: Double
+    /// Test MAE over molecules × outputs (property unit).
     public var maeTest: Double
 }
 
-/// What the trainer reports while it runs.
+/// What the trainer reports while it runs: `batch` after each mini-batch (1-based `batch` of
+/// `batches`, seconds so far in the epoch), `evaluating` before the epoch's val/test
+/// evaluation, `epoch` once its record and files are written.
 public enum TrainingEvent {
     case batch(epoch: Int, batch: Int, batches: Int, epochSeconds: Double)
     case epoch(EpochRecord)
     case evaluating(epoch: Int)
 }
 
+/// How `Trainer.train` ended.
 public enum TrainingOutcome: Equatable {
+    /// All `options.epochs` epochs are done.
     case finished
-    /// Stopped on request after a batch; a checkpoint was written.
+    /// Stopped on request after a batch; a checkpoint was written. `batch` is the number of
+    /// batches completed in `epoch` (0 when stopped between epochs).
     case interrupted(epoch: Int, batch: Int)
 }
 
+/// Trains a model on a data set into a run folder, epoch by epoch, resumably
+/// (docs/model.md §8). Mutable state: use from one thread at a time.
 public final class Trainer {
+    /// The data set trained on.
     public let dataset: Dataset
+    /// The options (with `hyper.outputs` set to the data set's P).
     public let options: TrainingOptions
+    /// The run folder the trainer writes.
     public let run: RunDirectory
     /// The model being trained: the trainer owns it and updates its parameters in place.
     public private(set) var model: QDFModel
+    /// The optimizer (its moments and step counts are checkpointed).
     public let adam: Adam
     let stepper: TrainingStep
     let evalEngines: WorkerPool<Engine>
@@ -100,7 +128,9 @@ public final class Trainer {
     var valGeometry: GeometryStore
     var testGeometry: GeometryStore
 
-    /// A new run.
+    /// A new run: a freshly initialized model (seed), its dictionary from the data set, and a
+    /// first checkpoint in `runDirectory` (created if needed). Throws `QDFError` for invalid
+    /// options, a folder that already holds a run or cannot be written, or an I/O failure.
     public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String) throws {
         try options.validate()
         var hyper = options.hyper
@@ -139,7 +169,9 @@ public final class Trainer {
                                          budget: max(0, budget - trainGeometry.cachedBytes - valGeometry.cachedBytes))
     }
 
-    /// Resumes the run in `runDirectory` from its last checkpoint.
+    /// Resumes the run in `runDirectory` from its last checkpoint, reloading the data set
+    /// from the folder recorded in it. Throws `QDFError` (with the file) if there is no
+    /// state, it is malformed or no longer matches the model or the training set.
     public static func resume(runDirectory: String) throws -> Trainer {
         let run = try RunDirectory(existing: runDirectory)
         let state = try run.readState()
@@ -151,12 +183,15 @@ public final class Trainer {
         return t
     }
 
-    /// The learning rate of an epoch: lr · decay^⌊epoch / step_size⌋.
+    /// The learning rate of an epoch (counted from 0): lr · decay^⌊epoch / step_size⌋.
     public func learningRate(epoch: Int) -> Float {
         Float(options.learningRate * pow(options.lrDecay, Double(epoch / options.stepSize)))
     }
 
-    /// Runs epochs until `options.epochs`, or until `shouldStop` answers true after a batch.
+    /// Runs epochs until `options.epochs`, or until `shouldStop` answers true after a batch
+    /// (then a checkpoint is written). Each epoch writes the learning curve, test predictions,
+    /// model and state atomically. Throws `QDFError` (file: the run folder) when a loss or
+    /// the validation MAE is not finite, keeping the last good checkpoint; I/O errors pass through.
     public func train(shouldStop: () -> Bool = { false }, report: (TrainingEvent) -> Void = { _ in }) throws -> TrainingOutcome {
         let n = dataset.train.count
         let B = options.batchSize
@@ -266,6 +301,8 @@ public final class Trainer {
     }
 }
 
+/// The library's version.
 public enum QDFVersion {
+    /// The version string, recorded as "qdf-swift <version>" in a trained model's `source`.
     public static let string = "0.1.0"
 }

@@ -29,8 +29,11 @@ package final class GradientWorker {
 }
 
 /// The training step (docs/model.md §8) for a model whose parameters the caller owns.
+/// Holds one engine per worker: use from one thread at a time.
 public final class TrainingStep {
+    /// The architecture the workers' engines are built for.
     public let architecture: ModelArchitecture
+    /// The tensors the E step and the V step update.
     public let groups: ParameterGroups
     /// Molecule-parallel workers (each an engine and a gradient buffer).
     public let workers: Int
@@ -38,6 +41,7 @@ public final class TrainingStep {
     public let compute: any ComputeBackend
     private let pool: WorkerPool<GradientWorker>
 
+    /// A step with `workers` (at least 1) engines on `compute`, created now.
     public init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute) {
         self.architecture = architecture
         self.workers = max(1, workers)
@@ -47,7 +51,9 @@ public final class TrainingStep {
     }
 
     /// One mini-batch: updates `parameters` (E step, then V step); returns (Loss_E, Loss_V),
-    /// Loss_V = 0 without the HK map.
+    /// Loss_V = 0 without the HK map. The batch must be non-empty, its geometries need P
+    /// property values and, with `hkMap`, the potential (traps otherwise). Deterministic
+    /// for a given batch whatever the worker count's timing.
     public func step(_ batch: [MoleculeGeometry], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
         let lossE = gradientStep(batch, parameters: &parameters, adam: adam, potential: false)
         guard hkMap else { return (lossE, 0) }
