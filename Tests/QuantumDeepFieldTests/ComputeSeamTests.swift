@@ -75,7 +75,7 @@ struct ComputeSeamTests {
         g0.withUnsafeMutableBufferPointer { p0 in g1.withUnsafeMutableBufferPointer { p1 in g2.withUnsafeMutableBufferPointer { p2 in
             BLAS.shared.combineGradients([p0.baseAddress!, p1.baseAddress!, p2.baseAddress!], weights: [0.5, 0.25, 0.25], count: 3)
         }}}
-        let expected: [Float] = [2.5 - 1, 1 + 5, 1.5 + 7.5 + 1]  // 0.5·g0 + 0.25·g1 + 0.25·g2
+        let expected: [Float] = [0.5 + 2.5 - 1, 1 + 5 + 0, 1.5 + 7.5 + 1]  // 0.5·g0 + 0.25·g1 + 0.25·g2
         #expect(g0 == expected)
     }
 
