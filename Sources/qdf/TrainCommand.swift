@@ -51,12 +51,31 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1729
     @Flag(name: .customLong("no-hk-map"), help: "Train on E alone (the conventional baseline, no HK map).") var noHKMap = false
     @Option(help: "Memory for precomputed geometry, in GiB.") var cacheGib = 8.0
+    @Option(help: "Learning-rate schedule: step (the reference's StepLR: --lr-decay every --step-size epochs) or cosine (warm-up, then cosine decay to --lr-min by the last epoch or the --time-budget).")
+    var schedule = "step"
+    @Option(help: "Epochs of linear learning-rate warm-up (fractions allowed).") var warmupEpochs = 0.0
+    @Option(help: "Learning rate the cosine schedule ends at.") var lrMin = 0.0
+    @Option(help: "Stop after this much training time, evaluation included (e.g. 90m, 2.5h, 3600s), with the final evaluation and model written; the cosine schedule is sized to it.")
+    var timeBudget: String?
+    @Option(help: "Keep an exponential moving average of the parameters with this decay (e.g. 0.999); it is evaluated and written as the model.")
+    var ema: Double?
+    @Option(help: "Loss on the property: mse (the reference), l1, huber or huber:DELTA (δ in the property's unit).")
+    var loss = "mse"
+    @Option(help: "Evaluate val and test (and write the model and predictions) every this many epochs, and after the last.")
+    var evalEvery = 1
+    @Flag(help: "Fit per-element reference values on the training set (least squares) and learn the residual; they are stored in the model and added to its predictions.")
+    var elementBaseline = false
+    @Option(help: "Clip each pass's gradient to this Euclidean norm.") var clipNorm: Double?
+    @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = 1.0
 
     func validate() throws {
         if resume == nil {
             guard dataset != nil else { throw ValidationError("give a dataset folder, or --resume RUN_DIR") }
             guard output != nil else { throw ValidationError("give --output RUN_DIR") }
             guard Readout(rawValue: operation) != nil else { throw ValidationError("--operation must be sum or mean") }
+            guard LearningRateSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be step or cosine") }
+            guard EnergyLoss(loss) != nil else { throw ValidationError("--loss must be mse, l1, huber or huber:DELTA with DELTA > 0") }
+            if let b = timeBudget { _ = try parseDuration(b) }
         } else if dataset != nil || output != nil {
             throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
         }
@@ -76,6 +95,11 @@ struct Train: ParsableCommand {
                 o.batchSize = batchSize; o.learningRate = lr; o.lrDecay = lrDecay; o.stepSize = stepSize
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
+                o.schedule = LearningRateSchedule(rawValue: schedule)!
+                o.warmupEpochs = warmupEpochs; o.lrMin = lrMin
+                o.timeBudget = try timeBudget.map(parseDuration)
+                o.ema = ema; o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery
+                o.elementBaseline = elementBaseline; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
                 let start = Date()
                 let data = try Dataset.load(directory: dataset!)
                 trainer = try Trainer(dataset: data, options: o, runDirectory: output!)
@@ -140,6 +164,17 @@ final class ProgressBar {
         guard enabled else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
+}
+
+/// Seconds from "90m", "2.5h", "3600s" or a plain number of seconds.
+func parseDuration(_ text: String) throws -> Double {
+    let units: [(String, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
+    var value = text.trimmingCharacters(in: .whitespaces), factor = 1.0
+    for (suffix, f) in units where value.hasSuffix(suffix) { value.removeLast(); factor = f; break }
+    guard let v = Double(value), v > 0, v.isFinite else {
+        throw ValidationError("--time-budget: expected a positive duration such as 90m, 2.5h or 3600s, not '\(text)'")
+    }
+    return v * factor
 }
 
 func formatDuration(_ s: Double) -> String {

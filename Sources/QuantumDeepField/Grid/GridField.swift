@@ -83,12 +83,16 @@ public struct MoleculeGeometry: Sendable {
     public let potential: [Float]
     /// The molecule's P property values in its data set's unit, as Float32 (may be empty).
     public let properties: [Float]
+    /// P values added to the model's output for this molecule (its element baseline), or
+    /// empty when the model has none.
+    public let outputOffset: [Float]
 
     /// Builds the geometry of `molecule` on the field of `sphere` (offsets in Å, see
     /// `GridField.sphere`), with the external potential if `withPotential`. Throws `QDFError`
     /// (no file/line) if `dictionary` lacks one of the molecule's orbitals under `basis`.
     public init(molecule m: Molecule, sphere: [SIMD3<Double>], basis: BasisSet,
-                dictionary: OrbitalDictionary, withPotential: Bool) throws {
+                dictionary: OrbitalDictionary, withPotential: Bool, outputOffset: [Float] = []) throws {
+        self.outputOffset = outputOffset
         id = m.id
         atomCount = m.atomCount
         fieldCount = sphere.count * m.atomCount

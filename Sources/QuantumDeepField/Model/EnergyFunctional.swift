@@ -100,6 +100,13 @@ public enum EnergyFunctional {
         for m in 0..<B { for q in 0..<P { out[m * P + q] += p[o.propertyBias + q] } }
     }
 
+    /// Ê_m += offset_m: the per-molecule constant of an element baseline (no gradient).
+    package static func addOutputOffsets(_ batch: [MoleculeGeometry], outputs P: Int, out: UnsafeMutablePointer<Float>) {
+        for (m, g) in batch.enumerated() where !g.outputOffset.isEmpty {
+            for q in 0..<P { out[m * P + q] += g.outputOffset[q] }
+        }
+    }
+
     // MARK: Backward
 
     /// From dÊ (B × P): adds the gradients of W_p and b_p and writes ds (B × dim).

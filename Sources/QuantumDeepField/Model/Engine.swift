@@ -117,11 +117,12 @@ public final class Engine {
         }
     }
 
-    /// Loss_E of the batch (docs/model.md §8, property unit squared); adds its gradient into
-    /// `gradient` (parameter layout, not zeroed first). Every geometry needs P property
-    /// values; traps if `parameters` or `gradient` is not `layout.totalCount` long.
-    public func energyLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float]) -> Double {
-        withGradient(parameters, &gradient) { energyLossAndGradient(batch, $0, grad: $1) }
+    /// Loss_E of the batch (docs/model.md §8; for `.mse` in the property unit squared); adds
+    /// its gradient into `gradient` (parameter layout, not zeroed first). Every geometry needs
+    /// P property values; traps if `parameters` or `gradient` is not `layout.totalCount` long.
+    public func energyLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
+                                      loss: EnergyLoss = .mse) -> Double {
+        withGradient(parameters, &gradient) { energyLossAndGradient(batch, $0, grad: $1, loss: loss) }
     }
 
     /// Loss_V of the batch (docs/model.md §8, mean over all grid points); adds its gradient
@@ -222,6 +223,7 @@ public final class Engine {
                                  operation: hyper.operation, s: s.pointer)
         EnergyFunctional.property(s: s.pointer, molecules: B, p: p, offsets: o, dim: dim, outputs: hyper.outputs,
                                   out: out.pointer, compute: compute)
+        EnergyFunctional.addOutputOffsets(batch, outputs: hyper.outputs, out: out.pointer)
     }
 
     /// The V path after `forwardOrbitals`: ρ and V̂ for all rows.
@@ -238,7 +240,7 @@ public final class Engine {
 
     /// Loss_E for the batch (forward included); adds its gradient into `grad`.
     package func energyLossAndGradient(_ batch: [MoleculeGeometry], _ p: UnsafePointer<Float>,
-                                       grad: UnsafeMutablePointer<Float>) -> Double {
+                                       grad: UnsafeMutablePointer<Float>, loss: EnergyLoss = .mse) -> Double {
         forwardEnergy(batch, p)
         let B = batch.count, P = hyper.outputs
         dOut.reserve(B * P)
@@ -246,8 +248,8 @@ public final class Engine {
         for m in 0..<B {
             precondition(batch[m].properties.count == P, "molecule '\(batch[m].id)' has \(batch[m].properties.count) property values, the model \(P)")
             sum += batch[m].properties.withUnsafeBufferPointer { t in
-                Losses.squaredError(predicted: out.pointer + m * P, target: t.baseAddress!, count: P, terms: B * P,
-                                    gradient: dOut.pointer + m * P)
+                Losses.error(loss, predicted: out.pointer + m * P, target: t.baseAddress!, count: P, terms: B * P,
+                             gradient: dOut.pointer + m * P)
             }
         }
         backwardEnergy(p, grad: grad)

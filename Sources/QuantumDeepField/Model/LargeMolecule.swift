@@ -88,6 +88,9 @@ public enum LargeMolecule {
             for j in 0..<dim { s[j] = Float(readout[j]) * f }
             EnergyFunctional.property(s: s.pointer, molecules: 1, p: p, offsets: o, dim: dim, outputs: hyper.outputs,
                                       out: out.pointer, compute: compute)
+            if let baseline = arch.elementBaseline {
+                for (q, v) in baseline.offset(m).enumerated() { out[q] += Float(v) }
+            }
             return out.array(hyper.outputs)
         }
     }

@@ -20,8 +20,15 @@ public struct ModelArchitecture: Sendable, Equatable {
 
     /// The architecture of `hyper` over `dictionary`'s N_t orbital types. Throws `QDFError`
     /// (no file/line) if `hyper.validate()` fails or the dictionary is empty.
-    public init(hyper: Hyperparameters, dictionary: OrbitalDictionary) throws {
+    /// A per-element reference added to every prediction (docs/training.md), or nil.
+    public let elementBaseline: ElementBaseline?
+
+    public init(hyper: Hyperparameters, dictionary: OrbitalDictionary, elementBaseline: ElementBaseline? = nil) throws {
         try hyper.validate()
+        if let b = elementBaseline, b.outputs != hyper.outputs {
+            throw QDFError("the element baseline has \(b.outputs) outputs, the model \(hyper.outputs)")
+        }
+        self.elementBaseline = elementBaseline
         guard dictionary.count > 0 else { throw QDFError("the orbital dictionary is empty") }
         self.hyper = hyper
         self.dictionary = dictionary
@@ -37,12 +44,12 @@ public struct ModelArchitecture: Sendable, Equatable {
     /// Throws `QDFError` (no file/line) naming elements outside the dictionary.
     public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
         try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
-                             withPotential: withPotential)
+                             withPotential: withPotential, outputOffset: elementBaseline?.offset(m).map(Float.init) ?? [])
     }
 
     /// Equal hyperparameters and dictionaries (everything else derives from them).
     public static func == (a: ModelArchitecture, b: ModelArchitecture) -> Bool {
-        a.hyper == b.hyper && a.dictionary == b.dictionary
+        a.hyper == b.hyper && a.dictionary == b.dictionary && a.elementBaseline == b.elementBaseline
     }
 }
 
@@ -77,7 +84,8 @@ public struct QDFModel: Sendable {
     /// the architecture is invalid or the parameter count does not match the layout.
     public init(hyper: Hyperparameters, dictionary: OrbitalDictionary, parameters: [Float]? = nil,
                 metadata: [String: String] = [:], seed: UInt64 = 1729) throws {
-        architecture = try ModelArchitecture(hyper: hyper, dictionary: dictionary)
+        let baseline = try metadata["element_baseline"].map { try ElementBaseline(json: $0, outputs: hyper.outputs) }
+        architecture = try ModelArchitecture(hyper: hyper, dictionary: dictionary, elementBaseline: baseline)
         self.metadata = metadata
         if let p = parameters {
             guard p.count == architecture.layout.totalCount else {

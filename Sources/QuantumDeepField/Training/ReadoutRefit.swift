@@ -59,10 +59,14 @@ public enum ReadoutRefit {
                 let (out, features) = engine.predictWithReadout(geoms, parameters: parameters)
                 for (k, mol) in molecules[i..<j].enumerated() {
                     for a in 0..<d { x[a] = Double(features[k][a]) }
+                    // The readout fits what the element baseline (if any) leaves.
+                    let offset = geoms[k].outputOffset
                     for a in 0..<n {
                         let xa = x[a]
                         for b in a..<n { acc.xtx[a * n + b] += xa * x[b] }
-                        for q in 0..<P { acc.xty[a * P + q] += xa * mol.properties[q] }
+                        for q in 0..<P {
+                            acc.xty[a * P + q] += xa * (mol.properties[q] - (offset.isEmpty ? 0 : Double(offset[q])))
+                        }
                     }
                     for q in 0..<P { acc.absOld[q] += abs(Double(out[k][q]) - mol.properties[q]) }
                 }

@@ -24,6 +24,8 @@ struct TrainingState {
     var modelFile: SafetensorsFile
     var adamM: [Float] = []
     var adamV: [Float] = []
+    /// The parameters' moving average (empty without EMA).
+    var average: [Float] = []
 }
 
 /// A training run's folder and the paths of its files (created or opened by `Trainer`).
@@ -107,6 +109,9 @@ public struct RunDirectory: Sendable {
         }
         tensors.append((name: "adam.m", tensor: Tensor(shape: [adam.m.count], values: adam.m)))
         tensors.append((name: "adam.v", tensor: Tensor(shape: [adam.v.count], values: adam.v)))
+        if !s.average.isEmpty {
+            tensors.append((name: "adam.ema", tensor: Tensor(shape: [s.average.count], values: s.average)))
+        }
         try SafetensorsFile(tensors: tensors, metadata: md).write(path: statePath)
     }
 
@@ -141,6 +146,7 @@ public struct RunDirectory: Sendable {
                               rng: rng, adamSteps: try ints(try get("state.adam_steps")), metadata: md, modelFile: modelFile)
         s.adamM = m.values
         s.adamV = v.values
+        s.average = file["adam.ema"]?.values ?? []
         return s
     }
 }

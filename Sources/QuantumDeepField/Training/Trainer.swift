@@ -27,6 +27,31 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Bytes of precomputed geometry kept in memory; beyond it geometry is recomputed per batch.
     public var cacheBytes = 8 << 30
 
+    // Options beyond the reference recipe (docs/training.md); each off by default.
+
+    /// The learning-rate schedule (`.step`: the reference's StepLR).
+    public var schedule: LearningRateSchedule = .step
+    /// Epochs of linear warm-up at the start (0: none).
+    public var warmupEpochs: Double = 0
+    /// The rate the cosine schedule ends at.
+    public var lrMin: Double = 0
+    /// Training time (seconds, evaluation included) after which the run ends, with its final
+    /// evaluation and model; the cosine schedule is then sized to it. nil: run all epochs.
+    public var timeBudget: Double? = nil
+    /// Decay of an exponential moving average of the parameters, used for evaluation and
+    /// written as the model (nil: none).
+    public var ema: Double? = nil
+    /// The loss on the properties (`.mse`: the reference's).
+    public var energyLoss: EnergyLoss = .mse
+    /// Evaluate (val and test MAE, predictions, model) every this many epochs, and after the last.
+    public var evalEvery = 1
+    /// Fit a per-element reference on the training set and learn the residual.
+    public var elementBaseline = false
+    /// Clip each pass's gradient to this Euclidean norm (nil: no clipping).
+    public var clipNorm: Double? = nil
+    /// Weight of Loss_V's gradient (1: the reference).
+    public var potentialWeight: Double = 1
+
     /// The defaults.
     public init() {}
 
@@ -39,13 +64,25 @@ public struct TrainingOptions: Sendable, Equatable {
         guard lrDecay > 0, lrDecay.isFinite else { throw QDFError("lr decay must be positive") }
         guard stepSize > 0 else { throw QDFError("step size must be positive") }
         guard epochs > 0 else { throw QDFError("epochs must be positive") }
+        guard warmupEpochs >= 0, warmupEpochs.isFinite else { throw QDFError("warm-up epochs cannot be negative") }
+        guard lrMin >= 0, lrMin < learningRate else { throw QDFError("the final learning rate must be ≥ 0 and below lr") }
+        if let b = timeBudget { guard b > 0, b.isFinite else { throw QDFError("the time budget must be positive") } }
+        if let d = ema { guard d > 0, d < 1 else { throw QDFError("the EMA decay must lie between 0 and 1 (e.g. 0.999)") } }
+        guard evalEvery > 0 else { throw QDFError("--eval-every must be positive") }
+        if let c = clipNorm { guard c > 0, c.isFinite else { throw QDFError("the clipping norm must be positive") } }
+        guard potentialWeight >= 0, potentialWeight.isFinite else { throw QDFError("the Loss_V weight cannot be negative") }
     }
 
     /// As strings for the model and state metadata.
     var metadata: [String: String] {
         ["batch_size": String(batchSize), "lr": "\(learningRate)", "lr_decay": "\(lrDecay)",
          "step_size": String(stepSize), "epochs": String(epochs), "seed": String(seed),
-         "hk_map": hkMap ? "true" : "false", "cache_bytes": String(cacheBytes)]
+         "hk_map": hkMap ? "true" : "false", "cache_bytes": String(cacheBytes),
+         "schedule": schedule.rawValue, "warmup_epochs": "\(warmupEpochs)", "lr_min": "\(lrMin)",
+         "time_budget": timeBudget.map { "\($0)" } ?? "none", "ema": ema.map { "\($0)" } ?? "none",
+         "loss": energyLoss.description, "eval_every": String(evalEvery),
+         "fit_element_baseline": elementBaseline ? "true" : "false",
+         "clip_norm": clipNorm.map { "\($0)" } ?? "none", "hk_weight": "\(potentialWeight)"]
     }
 
     init(metadata md: [String: String], hyper: Hyperparameters) throws {
@@ -61,6 +98,28 @@ public struct TrainingOptions: Sendable, Equatable {
         batchSize = b; learningRate = lr; lrDecay = d; stepSize = s; epochs = e; seed = sd
         hkMap = (md["hk_map"] ?? "true") == "true"
         cacheBytes = Int(md["cache_bytes"] ?? "") ?? (8 << 30)
+        // Options added later: absent in older runs, which used the defaults.
+        func optionalNumber(_ k: String) throws -> Double? {
+            guard let s = md[k], s != "none" else { return nil }
+            guard let v = Double(s) else { throw QDFError("training state: option '\(k)' is malformed: '\(s)'") }
+            return v
+        }
+        if let s = md["schedule"] {
+            guard let v = LearningRateSchedule(rawValue: s) else { throw QDFError("training state: unknown schedule '\(s)'") }
+            schedule = v
+        }
+        warmupEpochs = try optionalNumber("warmup_epochs") ?? 0
+        lrMin = try optionalNumber("lr_min") ?? 0
+        timeBudget = try optionalNumber("time_budget")
+        ema = try optionalNumber("ema")
+        if let s = md["loss"] {
+            guard let v = EnergyLoss(s) else { throw QDFError("training state: unknown loss '\(s)'") }
+            energyLoss = v
+        }
+        evalEvery = Int(try optionalNumber("eval_every") ?? 1)
+        elementBaseline = md["fit_element_baseline"] == "true"
+        clipNorm = try optionalNumber("clip_norm")
+        potentialWeight = try optionalNumber("hk_weight") ?? 1
     }
 }
 
@@ -113,6 +172,8 @@ public final class Trainer {
     public let adam: Adam
     let stepper: TrainingStep
     let evalEngines: WorkerPool<Engine>
+    /// The moving average of the parameters, when `options.ema` is set.
+    public private(set) var average: ParameterAverage?
     var rng: RandomGenerator
     /// The learning curve so far.
     public private(set) var records: [EpochRecord] = []
@@ -138,7 +199,11 @@ public final class Trainer {
         var opts = options
         opts.hyper = hyper
         let dict = dataset.orbitalDictionary(basis: hyper.basisSet)
-        let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: [:], seed: options.seed)
+        var metadata = [String: String]()
+        if options.elementBaseline {
+            metadata["element_baseline"] = try ElementBaseline.fit(dataset.train, outputs: dataset.outputs).json
+        }
+        let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: metadata, seed: options.seed)
         try self.init(dataset: dataset, options: opts, model: model, run: try RunDirectory(creating: runDirectory))
         rng = RandomGenerator(seed: options.seed &+ 1)
         // A checkpoint before the first batch: a run killed at any moment can be resumed.
@@ -158,6 +223,10 @@ public final class Trainer {
         self.model = model
         adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
         stepper = TrainingStep(architecture: model.architecture)
+        stepper.energyLoss = options.energyLoss
+        stepper.clipNorm = options.clipNorm
+        stepper.potentialWeight = options.potentialWeight
+        average = options.ema.map { ParameterAverage(decay: $0, initial: model.parameters) }
         let architecture = model.architecture
         evalEngines = WorkerPool(count: defaultWorkers) { Engine(architecture: architecture) }
         rng = RandomGenerator(seed: options.seed &+ 1)
@@ -183,10 +252,26 @@ public final class Trainer {
         return t
     }
 
-    /// The learning rate of an epoch (counted from 0): lr · decay^⌊epoch / step_size⌋.
+    /// The learning rate at the start of an epoch (counted from 0), by the run's schedule.
     public func learningRate(epoch: Int) -> Float {
-        Float(options.learningRate * pow(options.lrDecay, Double(epoch / options.stepSize)))
+        Float(options.learningRate(at: TrainingPosition(epochs: Double(epoch), seconds: elapsedBefore),
+                                   batchesPerEpoch: batchesPerEpoch))
     }
+
+    var batchesPerEpoch: Int { (dataset.train.count + options.batchSize - 1) / options.batchSize }
+
+    /// Training time so far (seconds, evaluation included).
+    public var elapsedSeconds: Double { elapsedBefore + partialSeconds }
+
+    /// The model as evaluated and written: the moving average's parameters when enabled.
+    public var evaluationModel: QDFModel {
+        guard let a = average else { return model }
+        var m = model
+        m.parameters = a.values
+        return m
+    }
+
+    private var budgetReached: Bool { options.timeBudget.map { elapsedSeconds >= $0 } ?? false }
 
     /// Runs epochs until `options.epochs`, or until `shouldStop` answers true after a batch
     /// (then a checkpoint is written). Each epoch writes the learning curve, test predictions,
@@ -195,16 +280,19 @@ public final class Trainer {
     public func train(shouldStop: () -> Bool = { false }, report: (TrainingEvent) -> Void = { _ in }) throws -> TrainingOutcome {
         let n = dataset.train.count
         let B = options.batchSize
-        let batches = (n + B - 1) / B
+        let batches = batchesPerEpoch
+        if budgetReached { return .finished }
         while epoch < options.epochs {
             if order.isEmpty {
                 order = Array(0..<n)
                 for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, rng.nextIndex(i + 1)) }
                 nextBatch = 0; partialLossE = 0; partialLossV = 0; partialSeconds = 0
             }
-            adam.learningRate = learningRate(epoch: epoch)
             var batchStart = Date()
+            var outOfTime = false
             while nextBatch < batches {
+                let position = TrainingPosition(epochs: Double(epoch) + Double(nextBatch) / Double(batches), seconds: elapsedSeconds)
+                adam.learningRate = Float(options.learningRate(at: position, batchesPerEpoch: batches))
                 let idx = Array(order[(nextBatch * B)..<min(n, (nextBatch + 1) * B)])
                 let geoms = try trainGeometry.geometries(idx)
                 let (le, lv) = try step(geoms)
@@ -215,28 +303,40 @@ public final class Trainer {
                 partialSeconds += now.timeIntervalSince(batchStart)
                 batchStart = now
                 report(.batch(epoch: epoch, batch: nextBatch, batches: batches, epochSeconds: partialSeconds))
+                if budgetReached { outOfTime = true; break }
                 if shouldStop() && nextBatch < batches {
                     try writeCheckpoint()
                     return .interrupted(epoch: epoch, batch: nextBatch)
                 }
             }
-            report(.evaluating(epoch: epoch))
-            let evalStart = Date()
-            let maeVal = try evaluate(valGeometry, molecules: dataset.val).mae
-            let test = try evaluate(testGeometry, molecules: dataset.test)
-            partialSeconds += Date().timeIntervalSince(evalStart)
-            let record = EpochRecord(epoch: epoch, seconds: elapsedBefore + partialSeconds, lossE: partialLossE,
-                                     lossV: partialLossV, maeVal: maeVal, maeTest: test.mae)
-            guard record.lossE.isFinite, record.lossV.isFinite, maeVal.isFinite else {
-                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(record.lossE), Loss_V \(record.lossV)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
+            let lastEpoch = epoch + 1 == options.epochs || outOfTime
+            guard partialLossE.isFinite, partialLossV.isFinite else {
+                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(partialLossE), Loss_V \(partialLossV)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
             }
-            records.append(record)
-            elapsedBefore = record.seconds
+            var evaluated: (record: EpochRecord, rows: [Prediction])? = nil
+            if lastEpoch || (epoch + 1) % options.evalEvery == 0 {
+                report(.evaluating(epoch: epoch))
+                let evalStart = Date()
+                let maeVal = try evaluate(valGeometry, molecules: dataset.val).mae
+                let test = try evaluate(testGeometry, molecules: dataset.test)
+                partialSeconds += Date().timeIntervalSince(evalStart)
+                guard maeVal.isFinite else {
+                    throw QDFError("training diverged in epoch \(epoch) (validation MAE \(maeVal)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
+                }
+                evaluated = (EpochRecord(epoch: epoch, seconds: elapsedBefore + partialSeconds, lossE: partialLossE,
+                                         lossV: partialLossV, maeVal: maeVal, maeTest: test.mae), test.rows)
+            }
+            elapsedBefore += partialSeconds
+            partialSeconds = 0
             epoch += 1
             order = []; nextBatch = 0
-            try run.writeEpoch(records: records, unit: dataset.unit, predictions: test.rows, model: model)
+            if let e = evaluated {
+                records.append(e.record)
+                try run.writeEpoch(records: records, unit: dataset.unit, predictions: e.rows, model: evaluationModel)
+            }
             try writeCheckpoint()
-            report(.epoch(record))
+            if let e = evaluated { report(.epoch(e.record)) }
+            if outOfTime { return .finished }
             if shouldStop() && epoch < options.epochs { return .interrupted(epoch: epoch, batch: 0) }
         }
         return .finished
@@ -245,6 +345,7 @@ public final class Trainer {
     /// One mini-batch: the E step, then the V step. Returns (Loss_E, Loss_V).
     func step(_ geoms: [MoleculeGeometry]) throws -> (Double, Double) {
         let (lossE, lossV) = stepper.step(geoms, parameters: &model.parameters, adam: adam, hkMap: options.hkMap)
+        average?.update(with: model.parameters)
         if !lossE.isFinite || !lossV.isFinite {
             throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
         }
@@ -256,7 +357,7 @@ public final class Trainer {
     func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
         let count = molecules.count
         let values = try evalEngines.predict(count: count, workers: defaultWorkers, batchSize: 32,
-                                             parameters: model.parameters) { r in
+                                             parameters: average?.values ?? model.parameters) { r in
             try store.geometries(Array(r))
         }
         var rows = [Prediction]()
@@ -277,7 +378,7 @@ public final class Trainer {
             partialLossE: partialLossE, partialLossV: partialLossV, partialSeconds: partialSeconds,
             elapsedBefore: elapsedBefore, rng: rng.stateArray, adamSteps: adam.steps,
             metadata: options.metadata,
-            modelFile: SafetensorsFile(tensors: [], metadata: [:]))
+            modelFile: SafetensorsFile(tensors: [], metadata: [:]), average: average?.values ?? [])
         try run.writeState(state, model: model, adam: adam)
     }
 
@@ -294,6 +395,12 @@ public final class Trainer {
         adam.steps = s.adamSteps
         adam.m = s.adamM
         adam.v = s.adamV
+        if let d = options.ema {
+            guard s.average.count == model.parameters.count else {
+                throw QDFError("the checkpoint lacks the parameters' moving average (ema)", file: run.path)
+            }
+            average = ParameterAverage(decay: d, values: s.average)
+        }
         records = try run.readLearningCurve().filter { $0.epoch < epoch }
         if !order.isEmpty && order.count != dataset.train.count {
             throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run.path)

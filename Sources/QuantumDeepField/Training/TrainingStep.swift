@@ -21,10 +21,10 @@ package final class GradientWorker {
     }
 
     /// The share's mean loss; its gradient replaces `gradient`.
-    func run(_ part: [MoleculeGeometry], parameters: [Float], potential: Bool) -> Double {
+    func run(_ part: [MoleculeGeometry], parameters: [Float], potential: Bool, loss: EnergyLoss) -> Double {
         for i in gradient.indices { gradient[i] = 0 }
         return potential ? engine.potentialLossAndGradient(part, parameters: parameters, gradient: &gradient)
-                         : engine.energyLossAndGradient(part, parameters: parameters, gradient: &gradient)
+                         : engine.energyLossAndGradient(part, parameters: parameters, gradient: &gradient, loss: loss)
     }
 }
 
@@ -40,6 +40,13 @@ public final class TrainingStep {
     /// Where GEMMs run and how the shares' gradients are combined.
     public let compute: any ComputeBackend
     private let pool: WorkerPool<GradientWorker>
+    /// The loss on the properties (Loss_E); `.mse` is the reference's.
+    public var energyLoss: EnergyLoss = .mse
+    /// When set, each pass's gradient (over the tensors that pass trains) is scaled down to
+    /// this Euclidean norm if it is longer.
+    public var clipNorm: Double? = nil
+    /// Weight of Loss_V: the V pass's gradient is multiplied by it (1: the reference).
+    public var potentialWeight: Double = 1
 
     /// A step with `workers` (at least 1) engines on `compute`, created now.
     public init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute) {
@@ -71,8 +78,10 @@ public final class TrainingStep {
             ? shares.map { Double($0.reduce(0) { $0 + $1.fieldCount }) }
             : shares.map { Double($0.count) }
         let total = weights.reduce(0, +)
-        let current = parameters
-        let losses = try! pool.run(n) { w, worker in worker.run(shares[w], parameters: current, potential: potential) }
+        let current = parameters, loss = energyLoss
+        let losses = try! pool.run(n) { w, worker in
+            worker.run(shares[w], parameters: current, potential: potential, loss: loss)
+        }
         let tensors = potential ? groups.potential : groups.energy
         pool.withAll { workers in
             if n > 1 {
@@ -88,10 +97,24 @@ public final class TrainingStep {
                 }
                 collect(0)
             }
-            workers[0].gradient.withUnsafeBufferPointer { g in
+            workers[0].gradient.withUnsafeMutableBufferPointer { g in
+                let scale = gradientScale(g.baseAddress!, tensors: tensors, potential: potential)
+                if scale != 1 { for t in tensors { for i in architecture.layout.entries[t].range { g[i] *= scale } } }
                 adam.step(parameters: &parameters, gradient: g.baseAddress!, tensors: tensors)
             }
         }
         return zip(losses, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
+    }
+
+    /// The factor applied to a pass's gradient: the Loss_V weight, then clipping to `clipNorm`.
+    private func gradientScale(_ g: UnsafePointer<Float>, tensors: [Int], potential: Bool) -> Float {
+        var scale = potential ? potentialWeight : 1
+        if let clip = clipNorm {
+            var sq = 0.0
+            for t in tensors { for i in architecture.layout.entries[t].range { sq += Double(g[i]) * Double(g[i]) } }
+            let norm = sq.squareRoot() * scale
+            if norm > clip { scale *= clip / norm }
+        }
+        return Float(scale)
     }
 }
