@@ -19,6 +19,13 @@ private func installStopHandlers(notice: String? = nil) {
         _ = buffer.initialize(from: bytes)
         stopNotice = buffer
     }
+    // A launcher may start qdf with these signals blocked (a blocked mask is inherited):
+    // unblock them, so that a stop request is seen.
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    sigaddset(&unblock, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     for sig in [SIGINT, SIGTERM] {
         signal(sig) { s in
             stopSignal = 1
@@ -139,12 +146,13 @@ struct Train: ParsableCommand {
                 log(String(format: "gradient and loss exchange across ranks (rank 0): %.2f s of %.2f s training (%.1f%%)",
                            trainer.communicationSeconds, elapsed, 100 * trainer.communicationSeconds / max(elapsed, 1e-9)))
             }
-            group?.finish()
             switch outcome {
             case .finished:
                 if isRoot { log("done: \(trainer.run.path)/model.safetensors") }
+                group?.finish()
             case let .interrupted(epoch, batch):
                 if isRoot { log("stopped in epoch \(epoch) after batch \(batch); checkpoint written. Resume with:\n  \(resumeCommand)") }
+                group?.finish()
                 throw ExitCode(130)
             }
         }
