@@ -8,6 +8,8 @@ import PackageDescription
 //                     import, QM9 data-set builders (zlib, bzip2)
 //   QDFDensity        the electron density anywhere in space, cubes, profiles, comparisons
 //   QDFReports        figures and reports (cairo)
+//   QDFDistributed    data-parallel training and sharded prediction over MPI (libmpi
+//                     loaded at run time: building needs no MPI)
 //   qdf               the command line, on top of all four
 let package = Package(
     name: "qdf-swift",
@@ -17,6 +19,7 @@ let package = Package(
         .library(name: "QDFFormats", targets: ["QDFFormats"]),
         .library(name: "QDFDensity", targets: ["QDFDensity"]),
         .library(name: "QDFReports", targets: ["QDFReports"]),
+        .library(name: "QDFDistributed", targets: ["QDFDistributed"]),
         .executable(name: "qdf", targets: ["qdf"]),
     ],
     dependencies: [
@@ -41,10 +44,11 @@ let package = Package(
         .target(name: "QDFDensity", dependencies: ["QuantumDeepField", "QDFFormats"], path: "Sources/QDFDensity"),
         .target(name: "QDFReports", dependencies: ["QuantumDeepField", "QDFFormats", "QDFDensity", "CCairo"],
                 path: "Sources/QDFReports"),
+        .target(name: "QDFDistributed", dependencies: ["QuantumDeepField"], path: "Sources/QDFDistributed"),
         .executableTarget(
             name: "qdf",
             dependencies: [
-                "QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports",
+                "QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports", "QDFDistributed",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/qdf"
@@ -53,7 +57,7 @@ let package = Package(
             name: "QuantumDeepFieldTests",
             // The executable is a dependency so that tests can run `qdf` as a user would
             // (signals, exit codes): it is built next to the test bundle.
-            dependencies: ["QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports", "qdf", "CZlib"],
+            dependencies: ["QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports", "QDFDistributed", "qdf", "CZlib"],
             path: "Tests/QuantumDeepFieldTests"
         ),
     ],

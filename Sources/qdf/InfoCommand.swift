@@ -4,19 +4,28 @@ import QuantumDeepField
 import QDFFormats
 import QDFDensity
 import QDFReports
+import QDFDistributed
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show the version, the BLAS library and kernel in use, and optionally a model's details.")
+        abstract: "Show the version, the BLAS library and kernel in use, whether MPI is available, and optionally a model's details.")
 
     @Option(help: "A model file to describe.")
     var model: String?
 
     func run() throws {
         try reportingErrors {
+            // Under mpirun/srun: join the job, and let rank 0 describe it.
+            let group = try joinMPIIfLaunched(workers: nil)
+            if let g = group, g.rank != 0 { g.finish(); return }
             print("qdf \(qdfVersion)")
             print(BLAS.shared.info.description)
             let cores = ProcessInfo.processInfo.activeProcessorCount
+            if let g = group {
+                print("MPI: \(g.size) ranks, workers per rank \(g.workersPerRank.map(String.init).joined(separator: " ")); \(g.library)")
+            } else {
+                print(mpiDescription())
+            }
             print("parallelism: \(cores) molecule-parallel worker\(cores == 1 ? "" : "s") (one per core), compute backend: \(defaultCompute.name), BLAS threads per worker: \(BLAS.shared.threads)\(BLAS.shared.userSetThreads ? " (set in the environment)" : "")")
             if let path = model {
                 let m = try QDFModel.load(path: path)
@@ -28,6 +37,7 @@ struct Info: ParsableCommand {
                 print("  parameters: \(m.layout.totalCount)")
                 for k in m.metadata.keys.sorted() { print("  \(k): \(m.metadata[k]!)") }
             }
+            group?.finish()
         }
     }
 }

@@ -4,6 +4,7 @@ import QuantumDeepField
 import QDFFormats
 import QDFDensity
 import QDFReports
+import QDFDistributed
 
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +12,9 @@ struct Predict: ParsableCommand {
         discussion: """
         Writes a TSV with columns ID, Correct, Predict, Error (Correct and Error only when \
         the input has property values; suffixed _0, _1, ... for several outputs). A summary \
-        goes to standard error.
+        goes to standard error. Under mpirun/srun with several processes each rank predicts its \
+        share and rank 0 writes the output, byte for byte as one process with all ranks' workers \
+        would (docs/distributed.md).
         """)
 
     @Option(name: .long, help: "The model file (safetensors). Default: the bundled model (docs/model-card.md).")
@@ -45,12 +48,28 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let group = try joinMPIIfLaunched(workers: workers)
             let m = try loadModel(model)
             let predictor = Predictor(model: m, batchSize: batchSize)
             if let w = workers { predictor.workers = max(1, w) }
             // Peek at the first molecule to know whether there are property values.
             let readers = try inputs.map { try openMoleculeFile($0, properties: property) }
-            let sink = try OutputSink(path: output)
+            let sink: OutputSink
+            if let g = group {
+                // Sharded (docs/distributed.md): every rank reads the input; rank 0 alone writes.
+                predictor.workers = g.workersPerRank[g.rank]
+                predictor.group = g
+                var rootSink: OutputSink? = nil
+                try g.onRoot("open the output") { rootSink = try OutputSink(path: output) }
+                guard let s = rootSink else {
+                    _ = try predictor.run(readers: readers, skipUnknown: skipUnknown) { _ in }
+                    g.finish()
+                    return
+                }
+                sink = s
+            } else {
+                sink = try OutputSink(path: output)
+            }
             var header: Bool? = nil
             var bySize = ErrorBySize(outputs: m.hyper.outputs)
             var errors = [Double](repeating: 0, count: m.hyper.outputs)
@@ -87,6 +106,7 @@ struct Predict: ParsableCommand {
                     log(bySize.table(unit: m.metadata["unit"], trainRange: m.metadata["train_atoms"].flatMap(parseAtomRange)))
                 }
             }
+            group?.finish()
         }
     }
 }

@@ -4,14 +4,32 @@ import QuantumDeepField
 import QDFFormats
 import QDFDensity
 import QDFReports
+import QDFDistributed
 
 /// Set by SIGINT/SIGTERM: finish the current batch, checkpoint, exit.
 nonisolated(unsafe) private var stopSignal: sig_atomic_t = 0
+/// Written to standard error by the signal handler itself (rank 0 of an MPI job, whose
+/// launcher may kill it a moment after the signal): the resume command, at once.
+nonisolated(unsafe) private var stopNotice: UnsafeMutableBufferPointer<UInt8>? = nil
 
-private func installStopHandlers() {
+private func installStopHandlers(notice: String? = nil) {
+    if let n = notice {
+        let bytes = Array(n.utf8)
+        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: bytes.count)
+        _ = buffer.initialize(from: bytes)
+        stopNotice = buffer
+    }
+    // A launcher may start qdf with these signals blocked (a blocked mask is inherited):
+    // unblock them, so that a stop request is seen.
+    var unblock = sigset_t()
+    sigemptyset(&unblock)
+    sigaddset(&unblock, SIGINT)
+    sigaddset(&unblock, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &unblock, nil)
     for sig in [SIGINT, SIGTERM] {
         signal(sig) { s in
             stopSignal = 1
+            if let b = stopNotice { _ = write(2, b.baseAddress, b.count) }
             signal(s, SIG_DFL)  // a second signal stops at once
         }
     }
@@ -23,7 +41,9 @@ struct Train: ParsableCommand {
         discussion: """
         After every epoch the run folder gets model.safetensors, learning_curve.tsv, \
         predictions_test.tsv and state.safetensors (all written atomically). Ctrl-C (or SIGTERM) \
-        finishes the current batch, writes a checkpoint and prints the command that resumes it.
+        finishes the current batch, writes a checkpoint and prints the command that resumes it. \
+        Under mpirun/srun with several processes, every rank computes its share of each batch \
+        and rank 0 alone writes the run folder (docs/distributed.md).
         """)
 
     @Argument(help: "Dataset folder with train.txt, val.txt and test.txt (QDF text format).")
@@ -50,7 +70,8 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs.") var epochs = 2000
     @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1729
     @Flag(name: .customLong("no-hk-map"), help: "Train on E alone (the conventional baseline, no HK map).") var noHKMap = false
-    @Option(help: "Memory for precomputed geometry, in GiB.") var cacheGib = 8.0
+    @Option(help: "Memory for precomputed geometry, in GiB (per process).") var cacheGib = 8.0
+    @Option(help: "Molecule-parallel workers (engines) of this process. Default: one per core (under mpirun/srun: per core the rank is bound to), at most 8.") var workers: Int?
     @Option(help: "Learning-rate schedule: step (the reference's StepLR: --lr-decay every --step-size epochs) or cosine (warm-up, then cosine decay to --lr-min by the last epoch or the --time-budget).")
     var schedule = "step"
     @Option(help: "Epochs of linear learning-rate warm-up (fractions allowed).") var warmupEpochs = 0.0
@@ -79,14 +100,18 @@ struct Train: ParsableCommand {
         } else if dataset != nil || output != nil {
             throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
         }
+        if let w = workers, w < 1 { throw ValidationError("--workers must be positive") }
     }
 
     func run() throws {
         try reportingErrors {
+            let group = try joinMPIIfLaunched(workers: workers)
+            let isRoot = (group?.rank ?? 0) == 0
+            let w = group.map { $0.workersPerRank[$0.rank] } ?? workers ?? defaultWorkers
             let trainer: Trainer
             if let r = resume {
-                trainer = try Trainer.resume(runDirectory: r)
-                log("resuming \(r) at epoch \(trainer.records.count)")
+                trainer = try Trainer.resume(runDirectory: r, workers: w, group: group)
+                if isRoot { log("resuming \(r) at epoch \(trainer.records.count)") }
             } else {
                 var o = TrainingOptions()
                 o.hyper = Hyperparameters(basisSet: try BasisSet(basisSet), radius: radius, gridInterval: gridInterval,
@@ -101,18 +126,33 @@ struct Train: ParsableCommand {
                 o.ema = ema; o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery
                 o.elementBaseline = elementBaseline; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
                 let start = Date()
-                let data = try Dataset.load(directory: dataset!)
-                trainer = try Trainer(dataset: data, options: o, runDirectory: output!)
-                log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
-                           data.name, data.train.count, data.val.count, data.test.count, data.outputs,
-                           trainer.model.dictionary.count, "\(trainer.model.layout.totalCount)", Date().timeIntervalSince(start)))
+                let load = { try Dataset.load(directory: dataset!) }
+                let data = try group.map { try $0.agree("load the data set", load) } ?? load()
+                trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group)
+                if isRoot {
+                    log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
+                               data.name, data.train.count, data.val.count, data.test.count, data.outputs,
+                               trainer.model.dictionary.count, "\(trainer.model.layout.totalCount)", Date().timeIntervalSince(start)))
+                }
             }
-            installStopHandlers()
+            let resumeCommand = "\(launchPrefix(group))qdf train --resume \(trainer.run.path)"
+            if let g = group {
+                if isRoot { log("data parallel: \(g.size) ranks, workers per rank \(g.workersPerRank.map(String.init).joined(separator: " ")); MPI: \(g.library)") }
+                g.stalledHint = "The last checkpoint in \(trainer.run.path) is intact. Resume with:\n  \(resumeCommand)"
+                installStopHandlers(notice: isRoot ? "qdf: stop requested: finishing the current batch and writing a checkpoint; if the launcher ends the job first, the last checkpoint stays intact. Resume with:\n  \(resumeCommand)\n" : nil)
+            } else {
+                installStopHandlers()
+            }
             let unit = trainer.dataset.unit
-            print("Epoch\tTime(sec)\tLoss_E\tLoss_V\tMAE_val(\(unit))\tMAE_test(\(unit))")
-            flushStdout()
-            let progress = ProgressBar(enabled: stderrIsTTY)
-            let outcome = try trainer.train(shouldStop: { stopSignal != 0 }) { event in
+            if isRoot {
+                print("Epoch\tTime(sec)\tLoss_E\tLoss_V\tMAE_val(\(unit))\tMAE_test(\(unit))")
+                flushStdout()
+            }
+            let progress = ProgressBar(enabled: stderrIsTTY && isRoot)
+            let shouldStop = { group.map { $0.anyTrue(stopSignal != 0) } ?? (stopSignal != 0) }
+            let sessionStart = Date()
+            let outcome = try trainer.train(shouldStop: shouldStop) { event in
+                guard isRoot else { return }
                 switch event {
                 case let .batch(epoch, batch, batches, seconds):
                     progress.update(label: "epoch \(epoch)", done: batch, total: batches, seconds: seconds)
@@ -125,11 +165,18 @@ struct Train: ParsableCommand {
                 }
             }
             progress.clear()
+            if group != nil && isRoot {
+                let elapsed = Date().timeIntervalSince(sessionStart)
+                log(String(format: "gradient and loss exchange across ranks (rank 0): %.2f s of %.2f s training (%.1f%%)",
+                           trainer.communicationSeconds, elapsed, 100 * trainer.communicationSeconds / max(elapsed, 1e-9)))
+            }
             switch outcome {
             case .finished:
-                log("done: \(trainer.run.path)/model.safetensors")
+                if isRoot { log("done: \(trainer.run.path)/model.safetensors") }
+                group?.finish()
             case let .interrupted(epoch, batch):
-                log("stopped in epoch \(epoch) after batch \(batch); checkpoint written. Resume with:\n  qdf train --resume \(trainer.run.path)")
+                if isRoot { log("stopped in epoch \(epoch) after batch \(batch); checkpoint written. Resume with:\n  \(resumeCommand)") }
+                group?.finish()
                 throw ExitCode(130)
             }
         }

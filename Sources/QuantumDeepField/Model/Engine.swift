@@ -338,7 +338,18 @@ extension WorkerPool where Worker == Engine {
     package func predict(count: Int, workers: Int, batchSize: Int, parameters: [Float],
                          geometries: @escaping @Sendable (Range<Int>) throws -> [MoleculeGeometry]) throws -> [[Float]] {
         let n = max(1, min(workers, count))
-        let parts = try run(n) { w, engine -> [[Float]] in
+        return try predict(count: count, shares: n, owned: 0..<n, batchSize: batchSize, parameters: parameters,
+                           geometries: geometries)
+    }
+
+    /// The `owned` shares of molecules 0..<count cut into `shares` contiguous shares (share s:
+    /// ⌊count·s/shares⌋ ..< ⌊count·(s+1)/shares⌋), one engine per owned share, in batches of
+    /// `batchSize` from the share's start: the engine calls a process running all `shares`
+    /// makes for them (a rank of a process group runs only its own).
+    package func predict(count: Int, shares n: Int, owned: Range<Int>, batchSize: Int, parameters: [Float],
+                         geometries: @escaping @Sendable (Range<Int>) throws -> [MoleculeGeometry]) throws -> [[Float]] {
+        let parts = try run(owned.count) { k, engine -> [[Float]] in
+            let w = owned.lowerBound + k
             var res = [[Float]]()
             var i = count * w / n
             let hi = count * (w + 1) / n

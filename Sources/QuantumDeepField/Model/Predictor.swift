@@ -61,6 +61,13 @@ public final class Predictor {
         engines = WorkerPool(count: 1) { Engine(architecture: architecture, compute: compute) }
     }
 
+    /// The processes this predictor is one rank of, or nil. With a group, `run` shards every
+    /// chunk of molecules over the ranks exactly as one process with all ranks' workers cuts
+    /// it into shares (`workers` must be this rank's entry of `group.workersPerRank`), so the
+    /// values are bit-identical to that process's; rank 0 gathers them and alone calls `handle`.
+    /// Every rank must read the same molecules.
+    public var group: (any ProcessGroup)?
+
     /// Molecules whose whole-molecule working set exceeds this many Float values (64M =
     /// 256 MB; ~300 atoms) are predicted in chunks by `LargeMolecule`, in bounded memory.
     public var largeMoleculeValues = 64 << 20
@@ -86,6 +93,41 @@ public final class Predictor {
         }
     }
 
+    /// A chunk sharded over `group`: this rank predicts the regular molecules of its shares
+    /// (the layout of one process with all ranks' workers, as in `values`) and every size-th
+    /// large molecule; rank 0 gets the chunk's values in order, the other ranks [].
+    func shardedValues(_ molecules: [Molecule], group: any ProcessGroup) throws -> [[Float]] {
+        let size = group.size, rank = group.rank
+        precondition(group.workersPerRank[rank] == workers, "workers must match the group's")
+        var largeIndex = [Int](), regularIndex = [Int]()
+        for (i, m) in molecules.enumerated() {
+            if LargeMolecule.regularValues(m, model: model) > largeMoleculeValues { largeIndex.append(i) } else { regularIndex.append(i) }
+        }
+        let total = group.workersPerRank.reduce(0, +), count = regularIndex.count
+        let layout = ShareLayout(count: count, shares: total <= 1 || count < 2 * total ? 1 : total,
+                                 workersPerRank: group.workersPerRank)
+        let regular = regularIndex.map { molecules[$0] }
+        let architecture = model.architecture
+        let local = try group.agree("predict its molecules") { () -> [[Float]] in
+            var local = count == 0 ? [] : try engines.predict(
+                count: count, shares: layout.shares, owned: layout.shares(ofRank: rank), batchSize: batchSize,
+                parameters: model.parameters) { r in try regular[r].map { try architecture.geometry($0) } }
+            for k in largeIndex.indices where k % size == rank {
+                local.append(try LargeMolecule.predict(molecules[largeIndex[k]], model: model, compute: compute))
+            }
+            return local
+        }
+        let counts = (0..<size).map { r in layout.molecules(ofRank: r).count + largeIndex.indices.filter { $0 % size == r }.count }
+        let all = gatherValues(group: group, local: local, countsPerRank: counts, outputs: model.hyper.outputs)
+        guard rank == 0 else { return [] }
+        var out = [[Float]](repeating: [], count: molecules.count), next = 0
+        for r in 0..<size {
+            for i in layout.molecules(ofRank: r) { out[regularIndex[i]] = all[next]; next += 1 }
+            for k in largeIndex.indices where k % size == r { out[largeIndex[k]] = all[next]; next += 1 }
+        }
+        return out
+    }
+
     /// Predicts molecules held in memory, in order. Throws `QDFError` (no file/line) for a
     /// molecule with elements outside the model's dictionary.
     public func predict(_ molecules: [Molecule]) throws -> [Prediction] {
@@ -97,7 +139,8 @@ public final class Predictor {
 
     /// Streams every molecule of the readers through the model. Molecules with elements
     /// the model never learned throw, or are skipped and listed when `skipUnknown`.
-    /// `handle` gets each prediction in input order. Throws `QDFError` with the reader's file
+    /// `handle` gets each prediction in input order (with a `group`: on rank 0 only, whose
+    /// summary alone counts the predictions). Throws `QDFError` with the reader's file
     /// and the molecule's line for unknown elements or a property count ≠ P, with the file
     /// for an empty input; reader and `handle` errors pass through.
     public func run(readers: [MoleculeReader], skipUnknown: Bool,
@@ -108,10 +151,11 @@ public final class Predictor {
         summary.squaredErrorSum = [Double](repeating: 0, count: P)
         let start = Date()
         var pending = [Molecule]()
-        let chunkSize = batchSize * max(1, workers) * 4
+        let chunkSize = batchSize * (group?.workersPerRank.reduce(0, +) ?? max(1, workers)) * 4
         func flush() throws {
             guard !pending.isEmpty else { return }
-            let values = try self.values(pending[...])
+            let values = try group.map { try shardedValues(pending, group: $0) } ?? self.values(pending[...])
+            if let g = group, g.rank != 0 { pending.removeAll(keepingCapacity: true); return }
             for (m, v) in zip(pending, values) {
                 let p = Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties)
                 if m.properties.count == P {

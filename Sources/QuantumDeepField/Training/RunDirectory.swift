@@ -54,6 +54,12 @@ public struct RunDirectory: Sendable {
         guard fm.isWritableFile(atPath: self.path) else { throw QDFError("the run folder is not writable", file: path) }
     }
 
+    /// The path only, nothing checked or created (ranks other than 0 of a process group,
+    /// which never touch the folder).
+    init(unchecked path: String) {
+        self.path = (path as NSString).standardizingPath
+    }
+
     init(existing path: String) throws {
         self.path = (path as NSString).standardizingPath
         guard FileManager.default.fileExists(atPath: self.path + "/state.safetensors") else {
@@ -77,8 +83,8 @@ public struct RunDirectory: Sendable {
         try model.save(path: modelPath)
     }
 
-    func readLearningCurve() throws -> [EpochRecord] {
-        guard let text = try? String(contentsOfFile: learningCurvePath, encoding: .utf8) else { return [] }
+    /// The rows of a learning-curve file's text (errors name `learningCurvePath`).
+    func parseLearningCurve(_ text: String) throws -> [EpochRecord] {
         var out = [EpochRecord]()
         for (n, line) in text.split(separator: "\n").enumerated() where n > 0 {
             let f = line.split(separator: "\t").map { Double($0) }
@@ -115,8 +121,8 @@ public struct RunDirectory: Sendable {
         try SafetensorsFile(tensors: tensors, metadata: md).write(path: statePath)
     }
 
-    func readState() throws -> TrainingState {
-        let file = try SafetensorsFile.read(path: statePath)
+    /// The training state held in a state file's contents (errors name `statePath`).
+    func parseState(_ file: SafetensorsFile) throws -> TrainingState {
         let md = file.metadata
         func get(_ k: String) throws -> String {
             guard let v = md[k] else { throw QDFError("training state lacks '\(k)'", file: statePath) }

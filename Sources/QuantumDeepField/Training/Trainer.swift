@@ -192,7 +192,13 @@ public final class Trainer {
     /// A new run: a freshly initialized model (seed), its dictionary from the data set, and a
     /// first checkpoint in `runDirectory` (created if needed). Throws `QDFError` for invalid
     /// options, a folder that already holds a run or cannot be written, or an I/O failure.
-    public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String) throws {
+    ///
+    /// `workers` engines run molecule-parallel (also in evaluation). With a `group`
+    /// (data parallelism over processes, docs/distributed.md) every rank constructs its
+    /// trainer with the same arguments and its own `workers` (its entry of
+    /// `group.workersPerRank`); only rank 0 touches the run folder.
+    public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String,
+                            workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil) throws {
         try options.validate()
         var hyper = options.hyper
         hyper.outputs = dataset.outputs
@@ -204,13 +210,26 @@ public final class Trainer {
             metadata["element_baseline"] = try ElementBaseline.fit(dataset.train, outputs: dataset.outputs).json
         }
         let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: metadata, seed: options.seed)
-        try self.init(dataset: dataset, options: opts, model: model, run: try RunDirectory(creating: runDirectory))
+        var run = RunDirectory(unchecked: runDirectory)
+        try Trainer.onRoot(group, "create the run folder") { run = try RunDirectory(creating: runDirectory) }
+        try self.init(dataset: dataset, options: opts, model: model, run: run, workers: workers, group: group)
         rng = RandomGenerator(seed: options.seed &+ 1)
         // A checkpoint before the first batch: a run killed at any moment can be resumed.
         try writeCheckpoint()
     }
 
-    init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory) throws {
+    /// Runs `body` (a file operation) directly, or on rank 0 of `group` with its outcome shared.
+    static func onRoot(_ group: (any ProcessGroup)?, _ what: String, _ body: () throws -> Void) throws {
+        if let g = group { try g.onRoot(what, body) } else { try body() }
+    }
+
+    /// The processes this trainer is one rank of, or nil (one process).
+    public var group: (any ProcessGroup)? { stepper.group }
+    /// Seconds this trainer spent combining gradients across ranks (0 in one process).
+    public var communicationSeconds: Double { stepper.communicationSeconds }
+
+    init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory,
+         workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil) throws {
         self.dataset = dataset
         self.options = options
         self.run = run
@@ -222,13 +241,13 @@ public final class Trainer {
         for (k, v) in options.metadata { model.metadata[k] = v }
         self.model = model
         adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
-        stepper = TrainingStep(architecture: model.architecture)
+        stepper = TrainingStep(architecture: model.architecture, workers: workers, group: group)
         stepper.energyLoss = options.energyLoss
         stepper.clipNorm = options.clipNorm
         stepper.potentialWeight = options.potentialWeight
         average = options.ema.map { ParameterAverage(decay: $0, initial: model.parameters) }
         let architecture = model.architecture
-        evalEngines = WorkerPool(count: defaultWorkers) { Engine(architecture: architecture) }
+        evalEngines = WorkerPool(count: stepper.workers) { Engine(architecture: architecture) }
         rng = RandomGenerator(seed: options.seed &+ 1)
         let budget = options.cacheBytes
         trainGeometry = try GeometryStore(architecture: architecture, molecules: dataset.train, withPotential: options.hkMap, budget: budget)
@@ -241,14 +260,27 @@ public final class Trainer {
     /// Resumes the run in `runDirectory` from its last checkpoint, reloading the data set
     /// from the folder recorded in it. Throws `QDFError` (with the file) if there is no
     /// state, it is malformed or no longer matches the model or the training set.
-    public static func resume(runDirectory: String) throws -> Trainer {
-        let run = try RunDirectory(existing: runDirectory)
-        let state = try run.readState()
+    /// With a `group`, rank 0 reads the checkpoint and sends it to the others; the number
+    /// of ranks and workers may differ from the run's start.
+    public static func resume(runDirectory: String, workers: Int = defaultWorkers,
+                              group: (any ProcessGroup)? = nil) throws -> Trainer {
+        var run = RunDirectory(unchecked: runDirectory)
+        var stateBytes = Data(), curve = ""
+        try onRoot(group, "read the checkpoint") {
+            run = try RunDirectory(existing: runDirectory)
+            stateBytes = try Data(contentsOf: URL(fileURLWithPath: run.statePath))
+            curve = (try? String(contentsOfFile: run.learningCurvePath, encoding: .utf8)) ?? ""
+        }
+        if let g = group {
+            stateBytes = g.broadcast(stateBytes)
+            curve = String(decoding: g.broadcast(Data(curve.utf8)), as: UTF8.self)
+        }
+        let state = try run.parseState(try SafetensorsFile.parse(stateBytes, path: run.statePath))
         let dataset = try Dataset.load(directory: state.datasetDirectory)
         let model = try QDFModel(file: state.modelFile)
         let options = try TrainingOptions(metadata: state.metadata, hyper: model.hyper)
-        let t = try Trainer(dataset: dataset, options: options, model: model, run: run)
-        try t.restore(state)
+        let t = try Trainer(dataset: dataset, options: options, model: model, run: run, workers: workers, group: group)
+        try t.restore(state, learningCurve: curve)
         return t
     }
 
@@ -294,8 +326,7 @@ public final class Trainer {
                 let position = TrainingPosition(epochs: Double(epoch) + Double(nextBatch) / Double(batches), seconds: elapsedSeconds)
                 adam.learningRate = Float(options.learningRate(at: position, batchesPerEpoch: batches))
                 let idx = Array(order[(nextBatch * B)..<min(n, (nextBatch + 1) * B)])
-                let geoms = try trainGeometry.geometries(idx)
-                let (le, lv) = try step(geoms)
+                let (le, lv) = try step(indices: idx)
                 partialLossE += le
                 partialLossV += lv
                 nextBatch += 1
@@ -332,7 +363,10 @@ public final class Trainer {
             order = []; nextBatch = 0
             if let e = evaluated {
                 records.append(e.record)
-                try run.writeEpoch(records: records, unit: dataset.unit, predictions: e.rows, model: evaluationModel)
+                let written = evaluationModel
+                try Trainer.onRoot(group, "write the epoch's files") {
+                    try run.writeEpoch(records: records, unit: dataset.unit, predictions: e.rows, model: written)
+                }
             }
             try writeCheckpoint()
             if let e = evaluated { report(.epoch(e.record)) }
@@ -342,9 +376,25 @@ public final class Trainer {
         return .finished
     }
 
+    /// One mini-batch of training molecules (all of it, or this rank's part of it in a group).
+    func step(indices idx: [Int]) throws -> (Double, Double) {
+        guard let g = group else { return try step(try trainGeometry.geometries(idx)) }
+        let mine = stepper.layout(batchCount: idx.count).molecules(ofRank: g.rank)
+        let local = try trainGeometry.geometries(Array(idx[mine]))
+        let points = trainGeometry.architecture.sphere.count
+        let fieldCounts = idx.map { points * dataset.train[$0].atomCount }
+        let (lossE, lossV) = stepper.step(local: local, fieldCounts: fieldCounts, parameters: &model.parameters,
+                                          adam: adam, hkMap: options.hkMap)
+        return try checked(lossE, lossV)
+    }
+
     /// One mini-batch: the E step, then the V step. Returns (Loss_E, Loss_V).
     func step(_ geoms: [MoleculeGeometry]) throws -> (Double, Double) {
         let (lossE, lossV) = stepper.step(geoms, parameters: &model.parameters, adam: adam, hkMap: options.hkMap)
+        return try checked(lossE, lossV)
+    }
+
+    private func checked(_ lossE: Double, _ lossV: Double) throws -> (Double, Double) {
         average?.update(with: model.parameters)
         if !lossE.isFinite || !lossV.isFinite {
             throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
@@ -354,11 +404,28 @@ public final class Trainer {
 
     /// MAE (over molecules × outputs) and the predictions TSV rows. Molecule-parallel:
     /// each worker predicts a contiguous share with its own engine.
+    /// In a group each rank predicts its shares, rank 0 gathers the values and computes the
+    /// MAE, which every rank receives; the rows are rank 0's only.
     func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
         let count = molecules.count
-        let values = try evalEngines.predict(count: count, workers: defaultWorkers, batchSize: 32,
+        var values: [[Float]]
+        if let g = group {
+            let layout = stepper.layout(batchCount: count)
+            let mine = layout.shares(ofRank: g.rank)
+            let local = try evalEngines.predict(count: count, shares: layout.shares, owned: mine, batchSize: 32,
+                                                parameters: average?.values ?? model.parameters) { r in try store.geometries(Array(r)) }
+            values = gatherValues(group: g, local: local, countsPerRank: (0..<g.size).map { layout.molecules(ofRank: $0).count },
+                                  outputs: model.hyper.outputs)
+            if g.rank != 0 {
+                var mae = [0.0]
+                mae.withUnsafeMutableBytes { g.broadcast($0, root: 0) }
+                return (mae[0], [])
+            }
+        } else {
+            values = try evalEngines.predict(count: count, workers: stepper.workers, batchSize: 32,
                                              parameters: average?.values ?? model.parameters) { r in
-            try store.geometries(Array(r))
+                try store.geometries(Array(r))
+            }
         }
         var rows = [Prediction]()
         rows.reserveCapacity(count)
@@ -367,7 +434,9 @@ public final class Trainer {
             for q in 0..<v.count { abs += Swift.abs(Double(v[q]) - m.properties[q]); terms += 1 }
             rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
         }
-        return (abs / Double(max(terms, 1)), rows)
+        var mae = [abs / Double(max(terms, 1))]
+        if let g = group { mae.withUnsafeMutableBytes { g.broadcast($0, root: 0) } }
+        return (mae[0], rows)
     }
 
     // MARK: - Checkpoints
@@ -379,10 +448,10 @@ public final class Trainer {
             elapsedBefore: elapsedBefore, rng: rng.stateArray, adamSteps: adam.steps,
             metadata: options.metadata,
             modelFile: SafetensorsFile(tensors: [], metadata: [:]), average: average?.values ?? [])
-        try run.writeState(state, model: model, adam: adam)
+        try Trainer.onRoot(group, "write the checkpoint") { try run.writeState(state, model: model, adam: adam) }
     }
 
-    func restore(_ s: TrainingState) throws {
+    func restore(_ s: TrainingState, learningCurve: String) throws {
         epoch = s.epoch
         order = s.order
         nextBatch = s.nextBatch
@@ -401,7 +470,7 @@ public final class Trainer {
             }
             average = ParameterAverage(decay: d, values: s.average)
         }
-        records = try run.readLearningCurve().filter { $0.epoch < epoch }
+        records = try run.parseLearningCurve(learningCurve).filter { $0.epoch < epoch }
         if !order.isEmpty && order.count != dataset.train.count {
             throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run.path)
         }

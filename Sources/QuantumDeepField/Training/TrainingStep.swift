@@ -9,7 +9,8 @@ import Foundation
 // shares' gradients are combined through the compute backend with the losses' weights (molecules for Loss_E, grid
 // points for Loss_V), so the result is the gradient of the whole batch's mean loss. The
 // split depends only on the batch, so training stays deterministic (and resumable bit
-// for bit).
+// for bit). With a `ProcessGroup` (several processes, DataParallel.swift) each rank runs
+// only its shares of the global batch and the shares are combined in the same order.
 
 /// One worker's engine and gradient buffer (parameter layout).
 package final class GradientWorker {
@@ -39,6 +40,10 @@ public final class TrainingStep {
     public let workers: Int
     /// Where GEMMs run and how the shares' gradients are combined.
     public let compute: any ComputeBackend
+    /// The processes this step is one rank of (data parallelism, DataParallel.swift), or nil.
+    public let group: (any ProcessGroup)?
+    /// Seconds spent exchanging gradients and losses with the other ranks (0 without a group).
+    public private(set) var communicationSeconds = 0.0
     private let pool: WorkerPool<GradientWorker>
     /// The loss on the properties (Loss_E); `.mse` is the reference's.
     public var energyLoss: EnergyLoss = .mse
@@ -47,12 +52,17 @@ public final class TrainingStep {
     public var clipNorm: Double? = nil
     /// Weight of Loss_V: the V pass's gradient is multiplied by it (1: the reference).
     public var potentialWeight: Double = 1
+    private var received: [Float] = []
 
-    /// A step with `workers` (at least 1) engines on `compute`, created now.
-    public init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute) {
+    /// A step with `workers` (at least 1) engines on `compute`, created now. With a `group`,
+    /// `workers` must be this rank's entry of `group.workersPerRank` (traps otherwise).
+    public init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute,
+                group: (any ProcessGroup)? = nil) {
         self.architecture = architecture
         self.workers = max(1, workers)
         self.compute = compute
+        self.group = group
+        if let g = group { precondition(g.workersPerRank[g.rank] == self.workers, "workers must match the group's") }
         groups = ParameterGroups(architecture.layout)
         pool = WorkerPool(count: self.workers) { GradientWorker(architecture: architecture, compute: compute) }
     }
@@ -66,6 +76,72 @@ public final class TrainingStep {
         guard hkMap else { return (lossE, 0) }
         let lossV = gradientStep(batch, parameters: &parameters, adam: adam, potential: true)
         return (lossE, lossV)
+    }
+
+    /// In a process group: the share layout of a global batch of `count` molecules (the
+    /// cut a single process with all ranks' workers would make).
+    public func layout(batchCount count: Int) -> ShareLayout {
+        let perRank = group?.workersPerRank ?? [workers]
+        return ShareLayout(count: count, shares: max(1, min(perRank.reduce(0, +), count)), workersPerRank: perRank)
+    }
+
+    /// One global mini-batch as one rank of `group`: `local` holds the geometries of this
+    /// rank's molecules (`layout(batchCount:).molecules(ofRank:)`), `fieldCounts` the grid
+    /// points N_f of every molecule of the global batch (the V step's share weights). Every
+    /// rank gets the same (Loss_E, Loss_V) and the same parameters, bit-identical to a
+    /// single-process `step` with all ranks' workers. Traps without a group.
+    public func step(local: [MoleculeGeometry], fieldCounts: [Int], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
+        let lossE = distributedStep(local, fieldCounts, parameters: &parameters, adam: adam, potential: false)
+        guard hkMap else { return (lossE, 0) }
+        let lossV = distributedStep(local, fieldCounts, parameters: &parameters, adam: adam, potential: true)
+        return (lossE, lossV)
+    }
+
+    private func distributedStep(_ local: [MoleculeGeometry], _ fieldCounts: [Int], parameters: inout [Float],
+                                 adam: Adam, potential: Bool) -> Double {
+        let group = self.group!
+        let layout = self.layout(batchCount: fieldCounts.count)
+        let n = layout.shares
+        let weights: [Double] = (0..<n).map { s in
+            let r = layout.molecules(ofShare: s)
+            return potential ? Double(fieldCounts[r].reduce(0, +)) : Double(r.count)
+        }
+        let total = weights.reduce(0, +)
+        let mine = layout.shares(ofRank: group.rank)
+        let base = layout.molecules(ofRank: group.rank).lowerBound
+        precondition(local.count == layout.molecules(ofRank: group.rank).count, "local geometries of this rank's molecules")
+        let shares = mine.map { s in Array(local[(layout.molecules(ofShare: s).lowerBound - base)..<(layout.molecules(ofShare: s).upperBound - base)]) }
+        let current = parameters
+        let loss = energyLoss
+        let losses = try! pool.run(shares.count) { w, worker in
+            worker.run(shares[w], parameters: current, potential: potential, loss: loss)
+        }
+        let start = Date()
+        var allLosses = [Double](repeating: 0, count: n)
+        for (i, s) in mine.enumerated() { allLosses[s] = losses[i] }
+        group.sum(&allLosses)
+        if received.count != architecture.layout.totalCount { received = [Float](repeating: 0, count: architecture.layout.totalCount) }
+        let tensors = potential ? groups.potential : groups.energy
+        let shareWeights = mine.map { Float(weights[$0] / total) }
+        pool.withAll { workers in
+            var parts = [UnsafeMutablePointer<Float>]()
+            func collect(_ w: Int) {
+                if w == shares.count {
+                    received.withUnsafeMutableBufferPointer { buffer in
+                        let g = combineInShareOrder(group: group, compute: compute, parts: parts, weights: shareWeights,
+                                                    count: architecture.layout.totalCount, lastOwner: layout.lastOwner,
+                                                    combine: n > 1, buffer: buffer.baseAddress!)
+                        communicationSeconds += Date().timeIntervalSince(start)
+                        rescale(g, tensors: tensors, potential: potential)
+                        adam.step(parameters: &parameters, gradient: g, tensors: tensors)
+                    }
+                    return
+                }
+                workers[w].gradient.withUnsafeMutableBufferPointer { parts.append($0.baseAddress!); collect(w + 1) }
+            }
+            collect(0)
+        }
+        return zip(allLosses, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
     }
 
     /// The batch's mean loss and gradient, then one Adam step on that pass's tensors.
@@ -98,12 +174,17 @@ public final class TrainingStep {
                 collect(0)
             }
             workers[0].gradient.withUnsafeMutableBufferPointer { g in
-                let scale = gradientScale(g.baseAddress!, tensors: tensors, potential: potential)
-                if scale != 1 { for t in tensors { for i in architecture.layout.entries[t].range { g[i] *= scale } } }
+                rescale(g.baseAddress!, tensors: tensors, potential: potential)
                 adam.step(parameters: &parameters, gradient: g.baseAddress!, tensors: tensors)
             }
         }
         return zip(losses, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
+    }
+
+    /// Applies the Loss_V weight and the clipping to a pass's combined gradient, in place.
+    private func rescale(_ g: UnsafeMutablePointer<Float>, tensors: [Int], potential: Bool) {
+        let scale = gradientScale(g, tensors: tensors, potential: potential)
+        if scale != 1 { for t in tensors { for i in architecture.layout.entries[t].range { g[i] *= scale } } }
     }
 
     /// The factor applied to a pass's gradient: the Loss_V weight, then clipping to `clipNorm`.
