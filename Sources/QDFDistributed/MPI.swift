@@ -53,11 +53,20 @@ final class MPILibrary {
     typealias VoidFn = @convention(c) () -> Int32
     typealias AbortFn = @convention(c) (Handle, Int32) -> Int32
     typealias VersionFn = @convention(c) (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<Int32>) -> Int32
+    // Nonblocking forms (MPI-3); the request is written into a zeroed 8-byte slot (a
+    // pointer in Open MPI, an int in MPICH).
+    typealias Request = UnsafeMutableRawPointer
+    typealias IsendFn = @convention(c) (UnsafeRawPointer?, Int32, Handle, Int32, Int32, Handle, Request) -> Int32
+    typealias IrecvFn = @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Int32, Handle, Request) -> Int32
+    typealias IbcastFn = @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle, Request) -> Int32
+    typealias IallreduceFn = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle, Request) -> Int32
+    typealias TestFn = @convention(c) (Request, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer?) -> Int32
 
     let info: MPILibraryInfo
     let initialized: InitializedFn, initThread: InitThreadFn, commRank: CommIntFn, commSize: CommIntFn
     let send: SendFn, recv: RecvFn, bcast: BcastFn, allreduce: AllreduceFn, barrier: CommFn
     let finalize: VoidFn, abort: AbortFn, version: VersionFn?
+    let isend: IsendFn?, irecv: IrecvFn?, ibcast: IbcastFn?, iallreduce: IallreduceFn?, test: TestFn?
     let commWorld: Handle, byte: Handle, double: Handle, float: Handle, opSum: Handle
     let statusIgnore: UnsafeMutableRawPointer?
 
@@ -112,6 +121,11 @@ final class MPILibrary {
         finalize = try sym("MPI_Finalize", VoidFn.self)
         abort = try sym("MPI_Abort", AbortFn.self)
         version = try? sym("MPI_Get_library_version", VersionFn.self)
+        isend = try? sym("MPI_Isend", IsendFn.self)
+        irecv = try? sym("MPI_Irecv", IrecvFn.self)
+        ibcast = try? sym("MPI_Ibcast", IbcastFn.self)
+        iallreduce = try? sym("MPI_Iallreduce", IallreduceFn.self)
+        test = try? sym("MPI_Test", TestFn.self)
         info = MPILibraryInfo(path: path, abi: openMPI ? "Open MPI" : "MPICH", version: "")
     }
 
@@ -157,6 +171,12 @@ public func coresOfThisProcess() -> Int {
 /// makes the others exit with a message instead of waiting forever (under mpirun, Open
 /// MPI's runtime usually ends the job sooner, when it sees a rank die).
 ///
+/// Waiting: MPI libraries busy-poll inside blocking calls, which on a shared machine burns
+/// the CPU share the rank needs for its next step. qdf therefore starts each exchange as a
+/// nonblocking call and tests it, spinning for the first 200 µs (a transfer normally ends
+/// within that) and then sleeping 50 µs between tests. QDF_MPI_WAIT=spin uses the
+/// library's blocking calls instead (dedicated nodes, lowest latency).
+///
 /// `@unchecked Sendable`: the MPI functions and ranks are immutable after `init`; the
 /// watchdog's state is behind a `Mutex`; the MPI calls themselves are made by one thread.
 public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
@@ -174,6 +194,7 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     }
 
     private let mpi: MPILibrary
+    private let poll: Bool
     private let watch = Mutex<(deadline: Double, operation: String, hint: String)>((0, "", ""))
     private var finalized = false
 
@@ -207,6 +228,8 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         library = info
         timeout = t > 0 ? t : 600
         workersPerRank = result.map { Int($0) }
+        poll = ProcessInfo.processInfo.environment["QDF_MPI_WAIT"] != "spin"
+            && lib.isend != nil && lib.irecv != nil && lib.ibcast != nil && lib.iallreduce != nil && lib.test != nil
         startWatchdog()
     }
 
@@ -229,19 +252,22 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
 
     public func send(_ data: UnsafeRawBufferPointer, to peer: Int) {
         watched("MPI_Send to rank \(peer)") {
-            check(mpi.send(data.baseAddress, Int32(data.count), mpi.byte, Int32(peer), 16, mpi.commWorld), "MPI_Send")
+            if poll { wait("MPI_Isend") { mpi.isend!(data.baseAddress, Int32(data.count), mpi.byte, Int32(peer), 16, mpi.commWorld, $0) } }
+            else { check(mpi.send(data.baseAddress, Int32(data.count), mpi.byte, Int32(peer), 16, mpi.commWorld), "MPI_Send") }
         }
     }
 
     public func receive(_ data: UnsafeMutableRawBufferPointer, from peer: Int) {
         watched("MPI_Recv from rank \(peer)") {
-            check(mpi.recv(data.baseAddress, Int32(data.count), mpi.byte, Int32(peer), 16, mpi.commWorld, mpi.statusIgnore), "MPI_Recv")
+            if poll { wait("MPI_Irecv") { mpi.irecv!(data.baseAddress, Int32(data.count), mpi.byte, Int32(peer), 16, mpi.commWorld, $0) } }
+            else { check(mpi.recv(data.baseAddress, Int32(data.count), mpi.byte, Int32(peer), 16, mpi.commWorld, mpi.statusIgnore), "MPI_Recv") }
         }
     }
 
     public func broadcast(_ data: UnsafeMutableRawBufferPointer, root: Int) {
         watched("MPI_Bcast from rank \(root)") {
-            check(mpi.bcast(data.baseAddress, Int32(data.count), mpi.byte, Int32(root), mpi.commWorld), "MPI_Bcast")
+            if poll { wait("MPI_Ibcast") { mpi.ibcast!(data.baseAddress, Int32(data.count), mpi.byte, Int32(root), mpi.commWorld, $0) } }
+            else { check(mpi.bcast(data.baseAddress, Int32(data.count), mpi.byte, Int32(root), mpi.commWorld), "MPI_Bcast") }
         }
     }
 
@@ -249,18 +275,42 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
         let input = Array(values)
         watched("MPI_Allreduce") {
             input.withUnsafeBytes { src in
-                check(mpi.allreduce(src.baseAddress, values.baseAddress, Int32(values.count), mpi.double, mpi.opSum, mpi.commWorld), "MPI_Allreduce")
+                if poll {
+                    wait("MPI_Iallreduce") { mpi.iallreduce!(src.baseAddress, values.baseAddress, Int32(values.count), mpi.double, mpi.opSum, mpi.commWorld, $0) }
+                } else {
+                    check(mpi.allreduce(src.baseAddress, values.baseAddress, Int32(values.count), mpi.double, mpi.opSum, mpi.commWorld), "MPI_Allreduce")
+                }
             }
         }
     }
 
     /// MPI_Allreduce (sum) of Float32 values in place: the library's own all-reduce, whose
-    /// summation order is the library's (used by `qdf bench --mpi` for comparison).
+    /// summation order is the library's (used by `qdf bench-mpi` for comparison).
     public func allreduceSum(_ values: UnsafeMutableBufferPointer<Float>) {
         let input = Array(values)
         watched("MPI_Allreduce") {
             input.withUnsafeBytes { src in
-                check(mpi.allreduce(src.baseAddress, values.baseAddress, Int32(values.count), mpi.float, mpi.opSum, mpi.commWorld), "MPI_Allreduce")
+                if poll {
+                    wait("MPI_Iallreduce") { mpi.iallreduce!(src.baseAddress, values.baseAddress, Int32(values.count), mpi.float, mpi.opSum, mpi.commWorld, $0) }
+                } else {
+                    check(mpi.allreduce(src.baseAddress, values.baseAddress, Int32(values.count), mpi.float, mpi.opSum, mpi.commWorld), "MPI_Allreduce")
+                }
+            }
+        }
+    }
+
+    /// Starts a nonblocking call (`start` gets the request slot) and tests it until done:
+    /// spinning for 200 µs, then sleeping 50 µs between tests.
+    private func wait(_ what: String, _ start: (UnsafeMutableRawPointer) -> Int32) {
+        var request: UInt64 = 0
+        withUnsafeMutableBytes(of: &request) { slot in
+            check(start(slot.baseAddress!), what)
+            let begin = DispatchTime.now().uptimeNanoseconds
+            var done: Int32 = 0
+            while true {
+                check(mpi.test!(slot.baseAddress!, &done, mpi.statusIgnore), "MPI_Test")
+                if done != 0 { return }
+                if DispatchTime.now().uptimeNanoseconds - begin > 200_000 { usleep(50) }
             }
         }
     }
