@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
     @Option(help: "Layers of the energy functional.") var layerFunctional = 3
     @Option(name: .customLong("hidden-hk"), help: "Width of the Hohenberg–Kohn map.") var hiddenHK = 250
     @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = 3
-    @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO).") var operation = "sum"
+    @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
     @Option(help: "Molecules per mini-batch.") var batchSize = 4
     @Option(help: "Learning rate.") var lr = 1e-4
     @Option(help: "Factor applied to the learning rate every --step-size epochs.") var lrDecay = 0.5
@@ -56,7 +56,7 @@ struct Train: ParsableCommand {
         if resume == nil {
             guard dataset != nil else { throw ValidationError("give a dataset folder, or --resume RUN_DIR") }
             guard output != nil else { throw ValidationError("give --output RUN_DIR") }
-            guard Readout(rawValue: operation) != nil else { throw ValidationError("--operation must be sum or mean") }
+            if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be sum or mean") }
         } else if dataset != nil || output != nil {
             throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
         }
@@ -69,15 +69,18 @@ struct Train: ParsableCommand {
                 trainer = try Trainer.resume(runDirectory: r)
                 log("resuming \(r) at epoch \(trainer.records.count)")
             } else {
+                let start = Date()
+                let data = try Dataset.load(directory: dataset!)
+                let readout = try data.chooseReadout(requested: operation.flatMap(Readout.init(rawValue:)))
+                if let w = readout.warning { log("warning: " + w) }
+                log(readout.reason)
                 var o = TrainingOptions()
                 o.hyper = Hyperparameters(basisSet: try BasisSet(basisSet), radius: radius, gridInterval: gridInterval,
                                           dim: dim, layerFunctional: layerFunctional, hiddenHK: hiddenHK, layerHK: layerHK,
-                                          operation: Readout(rawValue: operation)!)
+                                          operation: readout.readout)
                 o.batchSize = batchSize; o.learningRate = lr; o.lrDecay = lrDecay; o.stepSize = stepSize
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
-                let start = Date()
-                let data = try Dataset.load(directory: dataset!)
                 trainer = try Trainer(dataset: data, options: o, runDirectory: output!)
                 log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
                            data.name, data.train.count, data.val.count, data.test.count, data.outputs,
