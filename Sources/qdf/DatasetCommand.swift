@@ -20,16 +20,21 @@ struct DatasetCmd: ParsableCommand {
             .xyz files), the qm9pack wheel (qm9pack-*.whl), a folder holding its CSV files, \
             or the CSV files themselves (repeat --source for several). Writes train.txt, \
             val.txt and test.txt (all.txt with --no-split) into --output, each sorted by QM9 \
-            index. Reproduce the published QM9under14atoms split with
+            index, and dataset.json (each property's name, unit and kind, from which \
+            `qdf train` chooses its readout). --list-properties prints the properties. \
+            Reproduce the published QM9under14atoms split with
               qdf dataset qm9 --source qm9pack-1.0.3-py3-none-any.whl --output DIR \\
                 --max-atoms 14 --val-ids val.txt --test-ids test.txt --coordinates published
             """)
 
         @Option(name: .long, help: "QM9 source: .tar.bz2/.tar archive, folder, qm9pack .whl, or .csv (repeatable).")
-        var source: [String]
+        var source: [String] = []
 
-        @Option(name: .shortAndLong, help: "The folder to write train.txt, val.txt, test.txt into (created if needed).")
-        var output: String
+        @Option(name: .shortAndLong, help: "The folder to write train.txt, val.txt, test.txt and dataset.json into (created if needed); end its name with the unit, e.g. QM9_mu_D.")
+        var output: String?
+
+        @Flag(help: "Print the properties (name, meaning, unit, extensive or intensive) and exit.")
+        var listProperties = false
 
         @Option(help: "Keep molecules with at most this many atoms.")
         var maxAtoms: Int?
@@ -37,8 +42,11 @@ struct DatasetCmd: ParsableCommand {
         @Option(help: "Keep molecules with at least this many atoms.")
         var minAtoms: Int?
 
-        @Option(help: "The property: atomization (energy, eV) or homolumo (HOMO and LUMO, eV).")
+        @Option(help: "The properties, comma-separated: mu alpha homo lumo gap r2 zpve U0 U H G Cv A B C U0_atom U_atom H_atom G_atom (atomization = U0_atom, homolumo = homo,lumo); all extensive or all intensive. See --list-properties.")
         var property: String = "atomization"
+
+        @Option(help: "Keep only these molecules: ids one per line, or a molecule file (its ids), as --val-ids.")
+        var only: String?
 
         @Option(name: .customLong("val-ids"), help: "Validation ids: one per line (QM9 index or dsgdb9nsd_NNNNNN), or a QDF/XYZ/SDF file.")
         var valIDs: String?
@@ -59,8 +67,14 @@ struct DatasetCmd: ParsableCommand {
         var coordinates: String = "source"
 
         func validate() throws {
-            guard QM9Property(rawValue: property) != nil else {
-                throw ValidationError("--property must be one of: \(QM9Property.allCases.map(\.rawValue).joined(separator: ", "))")
+            if listProperties { return }
+            guard !source.isEmpty else { throw ValidationError("give --source (the qm9pack wheel, QM9's archive, a folder or CSV files)") }
+            guard output != nil else { throw ValidationError("give --output DIR") }
+            do {
+                let ps = try QM9Property.parseList(property)
+                _ = try PropertyKind.readout(for: ps.map(\.info))
+            } catch let e as QDFError {
+                throw ValidationError("--property: " + e.message)
             }
             guard CoordinateStyle(rawValue: coordinates) != nil else {
                 throw ValidationError("--coordinates must be one of: \(CoordinateStyle.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -72,12 +86,27 @@ struct DatasetCmd: ParsableCommand {
         }
 
         func run() throws {
+            if listProperties {
+                print(QM9Property.table, terminator: "")
+                return
+            }
             try reportingErrors {
                 let start = Date()
+                let output = self.output!
                 var o = QM9BuildOptions()
                 o.maxAtoms = maxAtoms
                 o.minAtoms = minAtoms
-                o.property = QM9Property(rawValue: property)!
+                o.properties = try QM9Property.parseList(property)
+                let units = Set(o.properties.map(\.folderUnit))
+                let lastWord = (output as NSString).standardizingPath.split(separator: "_").last.map(String.init) ?? ""
+                if units.count == 1, lastWord != units.first! {
+                    log("note: the folder's name does not end in _\(units.first!) (the unit); dataset.json records it anyway")
+                }
+                if let f = only {
+                    let ids = try readIDList(f).ids
+                    o.only = Set(ids)
+                    log("only: \(ids.count) ids from \(f)")
+                }
                 o.coordinates = CoordinateStyle(rawValue: coordinates)!
                 if let e = exclude {
                     let (ids, skipped) = try readIDList(e)
@@ -93,12 +122,15 @@ struct DatasetCmd: ParsableCommand {
                 }
                 let records = try QM9Source.read(source, progress: { log($0) })
                 let splits = try QM9Dataset.split(records, options: o)
-                let files = try QM9Dataset.write(splits, to: output, options: o)
+                let names = source.map { ($0 as NSString).lastPathComponent }.joined(separator: ", ")
+                let files = try QM9Dataset.write(splits, to: output, options: o,
+                                                 source: "QM9 (Ramakrishnan et al., Sci. Data 1, 140022 (2014)) from \(names)")
                 var summary = "\(records.count) molecules read"
                 if splits.excluded > 0 { summary += ", \(splits.excluded) excluded" }
-                if splits.filtered > 0 { summary += ", \(splits.filtered) outside the size filter" }
+                if splits.filtered > 0 { summary += ", \(splits.filtered) left out by the size filter" + (only != nil ? " or --only" : "") }
                 log(summary)
                 for (k, p) in splits.parts.enumerated() { log("\(files[k]): \(p.records.count) molecules") }
+                log("\(output)/\(DatasetMetadata.fileName): " + o.properties.map { "\($0.rawValue) (\($0.unit), \($0.kind.rawValue))" }.joined(separator: ", "))
                 log(String(format: "%.1f s", Date().timeIntervalSince(start)))
             }
         }

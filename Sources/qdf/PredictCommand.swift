@@ -92,9 +92,9 @@ struct Predict: ParsableCommand {
             for s in summary.skipped { log("skipped \(s.id): \(s.reason)") }
             var line = "\(summary.molecules) molecules"
             if !summary.skipped.isEmpty { line += " (\(summary.skipped.count) skipped)" }
+            let labels = OutputLabels(metadata: m.metadata, outputs: m.hyper.outputs)
             if let mae = summary.mae {
-                let unit = m.metadata["unit"].map { " \($0)" } ?? ""
-                line += ", MAE " + mae.map { String(format: "%.5f", $0) }.joined(separator: " / ") + unit
+                line += ", " + labels.maePhrase(mae)
             }
             line += String(format: ", %.2f s, %.1f molecules/s", summary.seconds,
                            Double(summary.molecules) / max(summary.seconds, 1e-9))
@@ -103,7 +103,8 @@ struct Predict: ParsableCommand {
                 if bySize.overall.count == 0 {
                     log("--by-atoms: no molecule has property values to compare with")
                 } else {
-                    log(bySize.table(unit: m.metadata["unit"], trainRange: m.metadata["train_atoms"].flatMap(parseAtomRange)))
+                    log(bySize.table(unit: m.metadata["unit"], trainRange: m.metadata["train_atoms"].flatMap(parseAtomRange),
+                                     labels: labels))
                 }
             }
             group?.finish()

@@ -80,10 +80,10 @@ struct ReportCmd: ParsableCommand {
             log("wrote \(output)")
             for (run, st) in zip(report.runs, report.statistics) {
                 guard let st else { continue }
-                log("\(run.label): \(st.overall.count) molecules, MAE "
-                    + st.overall.mae.map { String(format: "%.5f", $0) }.joined(separator: " / ")
-                    + (report.unit.map { " \($0)" } ?? ""))
-                if !st.bySize.isEmpty { log(st.table(unit: report.unit, trainRange: report.trainRange)) }
+                var labels = report.labels
+                if labels.units.isEmpty, let u = report.unit { labels.units = Array(repeating: u, count: st.outputs) }
+                log("\(run.label): \(st.overall.count) molecules, " + labels.maePhrase(st.overall.mae))
+                if !st.bySize.isEmpty { log(st.table(unit: report.unit, trainRange: report.trainRange, labels: report.labels)) }
             }
             if let dir = png {
                 for p in try report.writePNGs(directory: dir) { log("wrote \(p)") }

@@ -62,7 +62,7 @@ struct Train: ParsableCommand {
     @Option(help: "Layers of the energy functional.") var layerFunctional = 3
     @Option(name: .customLong("hidden-hk"), help: "Width of the Hohenberg–Kohn map.") var hiddenHK = 250
     @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = 3
-    @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO).") var operation = "sum"
+    @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
     @Option(help: "Molecules per mini-batch.") var batchSize = 4
     @Option(help: "Learning rate.") var lr = 1e-4
     @Option(help: "Factor applied to the learning rate every --step-size epochs.") var lrDecay = 0.5
@@ -93,7 +93,7 @@ struct Train: ParsableCommand {
         if resume == nil {
             guard dataset != nil else { throw ValidationError("give a dataset folder, or --resume RUN_DIR") }
             guard output != nil else { throw ValidationError("give --output RUN_DIR") }
-            guard Readout(rawValue: operation) != nil else { throw ValidationError("--operation must be sum or mean") }
+            if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be sum or mean") }
             guard LearningRateSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be step or cosine") }
             guard EnergyLoss(loss) != nil else { throw ValidationError("--loss must be mse, l1, huber or huber:DELTA with DELTA > 0") }
             if let b = timeBudget { _ = try parseDuration(b) }
@@ -113,10 +113,18 @@ struct Train: ParsableCommand {
                 trainer = try Trainer.resume(runDirectory: r, workers: w, group: group)
                 if isRoot { log("resuming \(r) at epoch \(trainer.records.count)") }
             } else {
+                let start = Date()
+                let load = { try Dataset.load(directory: dataset!) }
+                let data = try group.map { try $0.agree("load the data set", load) } ?? load()
+                let readout = try data.chooseReadout(requested: operation.flatMap(Readout.init(rawValue:)))
+                if isRoot {
+                    if let w = readout.warning { log("warning: " + w) }
+                    log(readout.reason)
+                }
                 var o = TrainingOptions()
                 o.hyper = Hyperparameters(basisSet: try BasisSet(basisSet), radius: radius, gridInterval: gridInterval,
                                           dim: dim, layerFunctional: layerFunctional, hiddenHK: hiddenHK, layerHK: layerHK,
-                                          operation: Readout(rawValue: operation)!)
+                                          operation: readout.readout)
                 o.batchSize = batchSize; o.learningRate = lr; o.lrDecay = lrDecay; o.stepSize = stepSize
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
@@ -125,9 +133,6 @@ struct Train: ParsableCommand {
                 o.timeBudget = try timeBudget.map(parseDuration)
                 o.ema = ema; o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery
                 o.elementBaseline = elementBaseline; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
-                let start = Date()
-                let load = { try Dataset.load(directory: dataset!) }
-                let data = try group.map { try $0.agree("load the data set", load) } ?? load()
                 trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group)
                 if isRoot {
                     log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",

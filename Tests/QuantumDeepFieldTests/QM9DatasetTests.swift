@@ -111,17 +111,17 @@ struct QM9DatasetTests {
         let expected = [atomizationEV(-40.47893, ["C", "H", "H", "H", "H"]), atomizationEV(-56.525887, ["N", "H", "H", "H"]),
                         atomizationEV(-77.308427, ["C", "C", "H", "H"])]
         for (r, e) in zip(records, expected) {
-            let v = try QM9Dataset.properties(r, .atomization)
+            let v = try QM9Dataset.properties(r, [.atomization])
             #expect(v.count == 1 && abs(v[0] - e) < 1e-9, "\(r.id): \(v) vs \(e)")
         }
         // The published files' text for methane's energy (QM9under14atoms train.txt).
-        #expect(pythonRepr(try QM9Dataset.properties(records[0], .atomization)[0]) == "-17.17218935239992")
-        let hl = try QM9Dataset.properties(records[1], .homolumo)
+        #expect(pythonRepr(try QM9Dataset.properties(records[0], [.atomization])[0]) == "-17.17218935239992")
+        let hl = try QM9Dataset.properties(records[1], try QM9Property.parseList("homolumo"))
         #expect(abs(hl[0] - -0.257 * 27.2114) < 1e-12 && abs(hl[1] - 0.0829 * 27.2114) < 1e-12)
 
         var o = QM9BuildOptions()
         o.split = .none
-        o.property = .homolumo
+        o.properties = try QM9Property.parseList("homolumo")
         let out = dir.file("out")
         let files = try QM9Dataset.write(try QM9Dataset.split(records, options: o), to: out, options: o)
         #expect(files == [out + "/all.txt"])
@@ -326,7 +326,7 @@ struct QM9DatasetTests {
         for m in sample {
             let r = try #require(byID[m.id])
             #expect(r.positions == m.positions && r.atomicNumbers == m.atomicNumbers)
-            #expect(abs(try QM9Dataset.properties(r, .atomization)[0] - m.properties[0]) <= 1e-9, "\(m.id)")
+            #expect(abs(try QM9Dataset.properties(r, [.atomization])[0] - m.properties[0]) <= 1e-9, "\(m.id)")
         }
         print("QM9 read from \(QM9Pack.path!): \(readTime)")
     }

@@ -15,7 +15,39 @@
 import Foundation
 import QuantumDeepField
 
-/// One QM9 molecule with the values the QDF datasets need (energies in Hartree).
+/// QM9's fifteen quantities per molecule, in the order of line 2 of its .xyz files and in
+/// QM9's units as distributed: A, B, C (GHz), μ (D), α (bohr³), HOMO, LUMO, gap (Hartree),
+/// ⟨R²⟩ (bohr²), ZPVE, U0, U, H, G (Hartree), Cv (cal/(mol K)).
+public enum QM9Quantity: Int, Sendable, CaseIterable {
+    case A, B, C, mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv
+
+    /// The name used in QM9's .xyz reader and on the command line ("A", "mu", "U0", ...).
+    public var name: String { XYZReader.qm9PropertyNames[rawValue] }
+
+    /// The qm9pack CSV column holding this quantity (the first name is qm9pack's own
+    /// spelling, e.g. "Enthalphy_298K_au").
+    var csvColumns: [String] {
+        switch self {
+        case .A: return ["RotA_GHz"]
+        case .B: return ["RotB_GHz"]
+        case .C: return ["RotC_GHz"]
+        case .mu: return ["Dipole_debye"]
+        case .alpha: return ["Polarizability_bohr3"]
+        case .homo: return ["HOMO_au"]
+        case .lumo: return ["LUMO_au"]
+        case .gap: return ["HOMO_LUMO_gap_au"]
+        case .r2: return ["R2_bohr2"]
+        case .zpve: return ["ZPVE_au"]
+        case .U0: return ["InternalEnergy_0K_au"]
+        case .U: return ["InternalEnergy_298K_au"]
+        case .H: return ["Enthalphy_298K_au", "Enthalpy_298K_au"]
+        case .G: return ["GibbsFreeEnergy_298K_au"]
+        case .Cv: return ["Heatcapacity_Cv_cal_mol_K"]
+        }
+    }
+}
+
+/// One QM9 molecule: atoms, coordinates and QM9's quantities (QM9's units).
 public struct QM9Record: Sendable {
     /// QM9's index (1 ... 133885).
     public var index: Int
@@ -25,26 +57,48 @@ public struct QM9Record: Sendable {
     public var positions: [SIMD3<Double>]
     /// 3 per atom (x, y, z), as written in the source, normalized.
     public var coordinateText: [String]
-    /// U0, the internal energy at 0 K (Hartree).
-    public var u0: Double
-    public var homo: Double
-    public var lumo: Double
+    /// QM9's 15 quantities indexed by `QM9Quantity.rawValue`, in QM9's units; nil where the
+    /// source has no such column (a CSV without it). U0, HOMO and LUMO are always present.
+    public var quantities: [Double?]
     /// Where it was read ("file:line" or "archive!entry"), for error messages.
     public var origin: String
 
     public var atomCount: Int { atomicNumbers.count }
 
+    /// U0, the internal energy at 0 K (Hartree).
+    public var u0: Double {
+        get { quantities[QM9Quantity.U0.rawValue]! }
+        set { quantities[QM9Quantity.U0.rawValue] = newValue }
+    }
+    /// HOMO energy (Hartree).
+    public var homo: Double {
+        get { quantities[QM9Quantity.homo.rawValue]! }
+        set { quantities[QM9Quantity.homo.rawValue] = newValue }
+    }
+    /// LUMO energy (Hartree).
+    public var lumo: Double {
+        get { quantities[QM9Quantity.lumo.rawValue]! }
+        set { quantities[QM9Quantity.lumo.rawValue] = newValue }
+    }
+
+    /// A quantity in QM9's units, nil if the source lacked it.
+    public subscript(_ q: QM9Quantity) -> Double? { quantities[q.rawValue] }
+
     /// A record; `coordinateText` defaults to the shortest form of each coordinate.
+    /// `quantities` (15 values indexed by `QM9Quantity`) defaults to U0, HOMO and LUMO only;
+    /// when given, its U0, HOMO and LUMO entries are replaced by `u0`, `homo`, `lumo`.
     public init(index: Int, atomicNumbers: [Int], positions: [SIMD3<Double>], coordinateText: [String]? = nil,
-                u0: Double, homo: Double, lumo: Double, origin: String) {
+                u0: Double, homo: Double, lumo: Double, quantities: [Double?]? = nil, origin: String) {
         precondition(atomicNumbers.count == positions.count, "one position per atom")
+        precondition(quantities == nil || quantities!.count == QM9Quantity.allCases.count, "15 QM9 quantities")
         self.index = index
         self.id = qm9ID(index)
         self.atomicNumbers = atomicNumbers
         self.positions = positions
         self.coordinateText = coordinateText ?? positions.flatMap { [pythonRepr($0.x), pythonRepr($0.y), pythonRepr($0.z)] }
-        self.u0 = u0; self.homo = homo; self.lumo = lumo
+        self.quantities = quantities ?? [Double?](repeating: nil, count: QM9Quantity.allCases.count)
         self.origin = origin
+        self.u0 = u0; self.homo = homo; self.lumo = lumo
     }
 }
 
@@ -201,6 +255,11 @@ public enum QM9Source {
         if cLumo == nil { missing.append("LUMO_au") }
         if cFile == nil && cIndex == nil { missing.append("XYZ_file or Index") }
         guard missing.isEmpty else { throw lines.error("qm9pack CSV lacks column\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", "))") }
+        // The other quantities: optional columns (nil in the records when absent).
+        let optional: [(QM9Quantity, Int)] = QM9Quantity.allCases.compactMap { q in
+            guard q != .U0, q != .homo, q != .lumo else { return nil }
+            return q.csvColumns.lazy.compactMap(column).first.map { (q, $0) }
+        }
         let width = header.count
         while let line = try lines.nextLine() {
             if line.isEmpty { continue }
@@ -267,10 +326,12 @@ public enum QM9Source {
             var ps = [SIMD3<Double>]()
             ps.reserveCapacity(zs.count)
             for a in 0..<zs.count { ps.append(SIMD3(values[3 * a], values[3 * a + 1], values[3 * a + 2])) }
+            var qs = [Double?](repeating: nil, count: QM9Quantity.allCases.count)
+            for (q, c) in optional { qs[q.rawValue] = try number(c, header[c]) }
             out.append(QM9Record(index: idx, atomicNumbers: zs, positions: ps, coordinateText: texts,
                                  u0: try number(cU0!, "InternalEnergy_0K_au"),
                                  homo: try number(cHomo!, "HOMO_au"), lumo: try number(cLumo!, "LUMO_au"),
-                                 origin: "\(name):\(lines.lineNumber)"))
+                                 quantities: qs, origin: "\(name):\(lines.lineNumber)"))
         }
         return true
     }
@@ -378,8 +439,8 @@ public enum QM9Source {
         if let fromName = qm9Index(stem), fromName != index {
             throw err(2, "the file name says molecule \(fromName), its 'gdb' line says \(index)")
         }
-        // Indices in the gdb line: homo 5, lumo 6, U0 10.
+        // The gdb line's values are QM9Quantity's order: homo 5, lumo 6, U0 10.
         out.append(QM9Record(index: index, atomicNumbers: zs, positions: ps, coordinateText: texts,
-                             u0: props[10], homo: props[5], lumo: props[6], origin: "\(name):2"))
+                             u0: props[10], homo: props[5], lumo: props[6], quantities: props, origin: "\(name):2"))
     }
 }

@@ -64,13 +64,14 @@ public struct ErrorBySize: Sendable, Equatable {
     }
 
     /// A plain-text table (atoms, count, MAE and RMSE per output), with the training
-    /// range marked when known: "train" inside it, "extrap" outside.
-    public func table(unit: String?, trainRange: ClosedRange<Int>? = nil) -> String {
+    /// range marked when known: "train" inside it, "extrap" outside. With `labels`, the
+    /// columns carry each output's name and unit ("MAE_homo(eV)"); otherwise `unit`.
+    public func table(unit: String?, trainRange: ClosedRange<Int>? = nil, labels: OutputLabels? = nil) -> String {
         let P = outputs
-        let u = unit.map { "(\($0))" } ?? ""
         var head = ["atoms", "count"]
         for q in 0..<P {
-            let sfx = P == 1 ? "" : "_\(q)"
+            let sfx = labels?.name(q).map { "_\($0)" } ?? (P == 1 ? "" : "_\(q)")
+            let u = (labels?.unit(q) ?? unit).map { "(\($0))" } ?? ""
             head += ["MAE\(sfx)\(u)", "RMSE\(sfx)\(u)"]
         }
         if trainRange != nil { head.append("region") }

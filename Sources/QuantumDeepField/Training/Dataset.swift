@@ -1,8 +1,9 @@
 import Foundation
 
 // A training dataset: a folder with train.txt, val.txt and test.txt in the QDF text
-// format. Its name (the folder's) carries the property and unit, e.g.
-// "QM9under14atoms_atomizationenergy_eV".
+// format, and optionally dataset.json naming each value's property, unit and kind
+// (DatasetMetadata.swift). Without dataset.json the folder's name carries the property
+// and unit, e.g. "QM9under14atoms_atomizationenergy_eV".
 
 /// A training data set loaded into memory: its three splits and its name.
 public struct Dataset: Sendable {
@@ -16,10 +17,13 @@ public struct Dataset: Sendable {
     public var val: [Molecule]
     /// Test molecules, in file order.
     public var test: [Molecule]
+    /// The contents of the folder's dataset.json (one entry per output), nil without one.
+    public var metadata: DatasetMetadata? = nil
 
     /// Reads train.txt, val.txt and test.txt from `directory`. Throws `QDFError` (with file,
     /// and line for parse errors) if the folder or a file is missing, a split is empty, a
-    /// molecule lacks property values or repeats an id, or the splits differ in P.
+    /// molecule lacks property values or repeats an id, or the splits differ in P; and if
+    /// dataset.json is malformed or lists a number of properties other than P.
     public static func load(directory: String) throws -> Dataset {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
@@ -44,18 +48,78 @@ public struct Dataset: Sendable {
         for (split, ms) in [("val", val), ("test", test)] where ms[0].properties.count != p {
             throw QDFError("\(split).txt has \(ms[0].properties.count) properties per molecule, train.txt has \(p)", file: directory)
         }
+        let metadata = try DatasetMetadata.read(folder: directory)
+        if let md = metadata, md.properties.count != p {
+            throw QDFError("lists \(md.properties.count) propert\(md.properties.count == 1 ? "y" : "ies") "
+                           + "(\(md.properties.map(\.name).joined(separator: ", "))) but the molecules of train.txt have \(p) value\(p == 1 ? "" : "s") each",
+                           file: (directory as NSString).appendingPathComponent(DatasetMetadata.fileName))
+        }
         let name = (directory as NSString).standardizingPath.split(separator: "/").last.map(String.init) ?? directory
-        return Dataset(name: name, directory: (directory as NSString).standardizingPath, train: train, val: val, test: test)
+        return Dataset(name: name, directory: (directory as NSString).standardizingPath, train: train, val: val, test: test,
+                       metadata: metadata)
     }
 
     /// P, the number of property values per molecule.
     public var outputs: Int { train[0].properties.count }
 
-    /// The unit, from the name's last underscore-separated word ("..._eV" → "eV"); only
-    /// eV, meV, kcalmol, Hartree, Ha and kJmol are recognized, anything else gives "units".
+    /// The folder-name words recognized as units ("..._eV"), and the unit each stands for.
+    public static let folderUnits: [String: String] = [
+        "eV": "eV", "meV": "meV", "kcalmol": "kcalmol", "Hartree": "Hartree", "Ha": "Ha", "kJmol": "kJmol",
+        "D": "D", "GHz": "GHz", "bohr3": "bohr^3", "bohr2": "bohr^2", "calmolK": "cal/(mol K)"]
+
+    /// The unit: from dataset.json (one unit, or comma-separated, one per output, when they
+    /// differ); without it, from the name's last underscore-separated word ("..._eV" → "eV",
+    /// "..._D" → "D", "..._bohr3" → "bohr^3"; see `folderUnits`), else "units".
     public var unit: String {
+        if let md = metadata {
+            let units = md.properties.map(\.unit)
+            return Set(units).count == 1 ? units[0] : units.joined(separator: ",")
+        }
         let last = name.split(separator: "_").last.map(String.init) ?? ""
-        return ["eV", "meV", "kcalmol", "Hartree", "Ha", "kJmol"].contains(last) ? last : "units"
+        return Dataset.folderUnits[last] ?? "units"
+    }
+
+    /// One name per output: from dataset.json; without it, the folder name's word before the
+    /// unit ("QM9under14atoms_atomizationenergy_eV" → "atomizationenergy"; with P > 1 outputs,
+    /// suffixed "_0", "_1", ...), or "property" when the name has no such word.
+    public var propertyNames: [String] {
+        if let md = metadata { return md.properties.map(\.name) }
+        let words = name.split(separator: "_").map(String.init)
+        let base = words.count >= 3 ? words[words.count - 2] : "property"
+        return outputs == 1 ? [base] : (0..<outputs).map { "\(base)_\($0)" }
+    }
+
+    /// The keys a model trained on this data set records: `property` (comma-separated names,
+    /// one per output), `unit` (one unit, or comma-separated, one per output) and, with
+    /// dataset.json, `property_kind` (comma-separated, one per output).
+    public var modelMetadata: [String: String] {
+        var md = ["property": propertyNames.joined(separator: ","), "unit": unit]
+        if let m = metadata { md["property_kind"] = m.properties.map(\.kind.rawValue).joined(separator: ",") }
+        return md
+    }
+
+    /// The readout to train with. `requested` (an explicit `--operation`) wins, with a
+    /// `warning` when dataset.json says the properties are of the other kind; otherwise the
+    /// kind of the properties decides (extensive → sum, intensive → mean) and a mix throws
+    /// `QDFError`; without dataset.json, sum (the reference's default). `reason` says which.
+    public func chooseReadout(requested: Readout?) throws -> (readout: Readout, reason: String, warning: String?) {
+        let props = metadata?.properties ?? []
+        if let r = requested {
+            let other = props.filter { $0.kind.readout != r }
+            let warning = other.isEmpty ? nil :
+                "\(other.map(\.name).joined(separator: ", ")) \(other.count == 1 ? "is" : "are") \(other[0].kind.rawValue), "
+                + "whose readout is \(other[0].kind.readout.rawValue), but --operation \(r.rawValue) was given"
+            return (r, "readout \(r.rawValue) (--operation)", warning)
+        }
+        guard !props.isEmpty else {
+            return (.sum, "readout sum (the default; \(name) has no \(DatasetMetadata.fileName) saying whether its property is extensive or intensive)", nil)
+        }
+        let r: Readout
+        do { r = try PropertyKind.readout(for: props) } catch let e as QDFError {
+            throw QDFError(e.message + " (or give --operation)", file: (directory as NSString).appendingPathComponent(DatasetMetadata.fileName))
+        }
+        let names = props.map(\.name).joined(separator: ", ")
+        return (r, "readout \(r.rawValue): \(names) \(props.count == 1 ? "is" : "are") \(props[0].kind.rawValue) (\(DatasetMetadata.fileName))", nil)
     }
 
     /// The orbital dictionary in order of first appearance: train, then val, then test.

@@ -235,7 +235,7 @@ public final class Trainer {
         self.run = run
         var model = model
         model.metadata["dataset"] = dataset.name
-        model.metadata["unit"] = dataset.unit
+        for (k, v) in dataset.modelMetadata { model.metadata[k] = v }  // property, unit, property_kind
         model.metadata["train_atoms"] = dataset.trainAtomRange
         model.metadata["source"] = "qdf-swift \(QDFVersion.string)"
         for (k, v) in options.metadata { model.metadata[k] = v }
