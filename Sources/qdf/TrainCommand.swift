@@ -51,6 +51,7 @@ struct Train: ParsableCommand {
     @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1729
     @Flag(name: .customLong("no-hk-map"), help: "Train on E alone (the conventional baseline, no HK map).") var noHKMap = false
     @Option(help: "Memory for precomputed geometry, in GiB.") var cacheGib = 8.0
+    @OptionGroup var chemistry: ChemistryOptions
 
     func validate() throws {
         if resume == nil {
@@ -77,6 +78,20 @@ struct Train: ParsableCommand {
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
                 let start = Date()
+                // The chemistry checks on every molecule of the data set (any element), so that
+                // charged, open-shell or implausible molecules are found before training.
+                // Allowed issues: the first three are shown, then a count.
+                var allowedIssues = 0
+                for name in ["train.txt", "val.txt", "test.txt"] {
+                    let path = (dataset! as NSString).appendingPathComponent(name)
+                    guard FileManager.default.fileExists(atPath: path) else { continue }
+                    let reader = chemistry.checked(try openMoleculeFile(path), check: MoleculeCheck()) { w in
+                        allowedIssues += 1
+                        if allowedIssues <= 3 { log("warning: \(w.description)") }
+                    }
+                    while try reader.next() != nil {}
+                }
+                if allowedIssues > 3 { log("warning: \(allowedIssues) allowed chemistry issues in the data set in all (qdf check lists them)") }
                 let data = try Dataset.load(directory: dataset!)
                 trainer = try Trainer(dataset: data, options: o, runDirectory: output!)
                 log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
