@@ -133,6 +133,10 @@ struct ChemistryCheckTests {
         let dir = try TemporaryDirectory()
         try FileManager.default.copyItem(atPath: f("aspirin.pdb"), toPath: dir.file("aspirin.data"))
         #expect(abs(try Self.prediction([dir.file("aspirin.data")]) - xyz) < 2e-3)
+        // A .txt file starting with a number is QDF text (a numeric id), not XYZ.
+        let numeric = try readMolecules(try dir.write("numeric.txt", "1\nC 0 0 0\nO 1.2 0 0\n\n"))
+        #expect(numeric.map(\.id) == ["1"] && numeric[0].atomCount == 2)
+        #expect(try readMolecules(try dir.write("numeric.data", "1\nC 0 0 0\nO 1.2 0 0\n")).map(\.atomCount) == [1])
         // Formats without coordinates or not read: by name, never the QDF text parser's complaint.
         try Self.expectRefused([f("benzene.smi")], ["benzene.smi: SMILES has no 3-D coordinates; generate a conformer first"])
         try FileManager.default.copyItem(atPath: f("benzene.smi"), toPath: dir.file("benzene.txt"))

@@ -68,10 +68,10 @@ public func openMoleculeFile(_ path: String, properties: [String] = [], format: 
             // A compressed file without .gz/.bz2 in its name: decompress, then sniff again.
             source = magic == "gzip" ? try GzipByteSource(path: path) : try Bzip2ByteSource(input: FileByteSource(path: path), name: path)
             let inner = try PeekedSource(source, name: path)
-            chosen = try format ?? inner.sniff(path: path)
+            chosen = try format ?? inner.sniff(path: path, namedQDF: chosen == .qdf)
             source = inner
         } else {
-            if format == nil { chosen = try peek.sniff(path: path) }
+            if format == nil { chosen = try peek.sniff(path: path, namedQDF: chosen == .qdf) }
             source = peek
         }
     }
@@ -201,8 +201,9 @@ final class PeekedSource: ByteSource {
     }
 
     /// The format the first lines show. Throws `QDFError` (file: `path`) for binary data,
-    /// compressed standard input, SMILES, CML, and an empty input.
-    func sniff(path: String) throws -> MoleculeFileFormat {
+    /// compressed data, SMILES and CML. A file named `.txt` (`namedQDF`) stays QDF text
+    /// when it starts with a number (a QDF id may be one), unlike an unnamed input (XYZ).
+    func sniff(path: String, namedQDF: Bool = false) throws -> MoleculeFileFormat {
         if let c = compression {
             throw QDFError("\(c)-compressed data: give the file a .\(c == "gzip" ? "gz" : "bz2") name, or decompress it into the pipe (\(c == "gzip" ? "zcat" : "bzcat"))", file: path)
         }
@@ -218,7 +219,7 @@ final class PeekedSource: ByteSource {
         if lines.contains(where: { $0.hasPrefix("M  END") || $0.hasPrefix("$$$$") || $0.hasPrefix("M  V30") }) { return .sdf }
         let pdbRecords: Set<String> = ["HEADER", "ATOM", "HETATM", "REMARK", "MODEL", "CRYST1", "COMPND", "TITLE", "AUTHOR"]
         if let r = first.split(separator: " ").first, pdbRecords.contains(String(r)) { return .pdb }
-        if tokens(firstTrim).count == 1, let n = Int(firstTrim), n > 0 { return .xyz }
+        if !namedQDF, tokens(firstTrim).count == 1, let n = Int(firstTrim), n > 0 { return .xyz }
         if firstTrim.hasPrefix("<?xml") || firstTrim.hasPrefix("<cml") || firstTrim.hasPrefix("<molecule") {
             throw QDFError("XML (CML?) is not a molecule format qdf reads; convert it to SDF or XYZ first, e.g. `obabel IN -O out.sdf`", file: path)
         }
