@@ -1,7 +1,7 @@
 # qdf-swift: common tasks. `make test` is what CI runs.
 SWIFT ?= swift
 
-.PHONY: setup build release test demo demo-train bench clean
+.PHONY: setup build release test test-python demo demo-train bench clean
 
 setup:
 	scripts/setup
@@ -14,6 +14,10 @@ release: setup
 
 test: setup
 	$(SWIFT) test -c release
+
+# The ASE calculator (python/qdf_ase.py) against the built qdf; ASE goes into .build/python-venv.
+test-python: release
+	scripts/test-python
 
 # The first run: the bundled model on nine QM9 molecules (5-29 atoms) and benzene's density.
 demo: release

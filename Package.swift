@@ -58,7 +58,9 @@ let package = Package(
             // The executable is a dependency so that tests can run `qdf` as a user would
             // (signals, exit codes): it is built next to the test bundle.
             dependencies: ["QuantumDeepField", "QDFFormats", "QDFDensity", "QDFReports", "QDFDistributed", "qdf", "CZlib"],
-            path: "Tests/QuantumDeepFieldTests"
+            path: "Tests/QuantumDeepFieldTests",
+            // Molecule files written by RDKit, ASE and Open Babel (and the script that made them).
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

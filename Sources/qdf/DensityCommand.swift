@@ -19,8 +19,10 @@ struct Density: ParsableCommand {
     @Option(name: .long, help: "The model file (safetensors). Default: the bundled model (docs/model-card.md).")
     var model: String?
 
-    @Argument(help: "The molecule: XYZ (.xyz) or QDF text format; the first molecule of the file is used.")
+    @Argument(help: "The molecule: any format qdf predict reads (XYZ, extended XYZ, SDF/MOL V2000/V3000, PDB, mol2, QDF text; .gz/.bz2; - for standard input); the first molecule of the file is used.")
     var molecule: String
+
+    @OptionGroup var chemistry: ChemistryOptions
 
     @Option(help: "Write ρ (e/bohr³) as a Gaussian cube file here.")
     var cube: String?
@@ -79,9 +81,11 @@ struct Density: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let m = try loadModel(model)
-            let mols = try readMolecules(molecule)
-            guard let mol = mols.first else { throw QDFError("no molecule in the file", file: molecule) }
-            if mols.count > 1 { log("\(molecule): \(mols.count) molecules; using the first, '\(mol.id)'") }
+            // The first molecule, checked (elements the model knows, charge, closed shell, geometry).
+            let reader = chemistry.checked(try openMoleculeFile(molecule), check: MoleculeCheck(model: m))
+            reader.hints[.unknownElement] = "the density needs a model that learned every element of the molecule (--model)"
+            guard let mol = try reader.next() else { throw QDFError("no molecule in the file", file: molecule) }
+            if (try? reader.next()) != nil { log("\(molecule): several molecules; using the first, '\(mol.id)'") }
             let field = try DensityField(model: m, molecule: mol)
             let orbitalList = try orbitals.map { try parseIndices($0, separator: ",", what: "--orbitals") } ?? []
             let grid = CubeGrid.around(mol, resolution: spacing * bohrPerAngstrom, margin: margin)

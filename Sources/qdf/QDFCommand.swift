@@ -11,6 +11,6 @@ struct QDF: ParsableCommand {
         commandName: "qdf",
         abstract: "Quantum deep field: molecular energies and electron densities from atom positions.",
         version: qdfVersion,
-        subcommands: [Demo.self, Train.self, Predict.self, Density.self, CompareDensity.self, ReportCmd.self,
+        subcommands: [Demo.self, Train.self, Predict.self, Check.self, Density.self, CompareDensity.self, ReportCmd.self,
                       DatasetCmd.self, RefitReadout.self, ImportTorch.self, Bench.self, BenchMPI.self, Info.self])
 }

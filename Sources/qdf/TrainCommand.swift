@@ -88,6 +88,7 @@ struct Train: ParsableCommand {
     var elementBaseline = false
     @Option(help: "Clip each pass's gradient to this Euclidean norm.") var clipNorm: Double?
     @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = 1.0
+    @OptionGroup var chemistry: ChemistryOptions
 
     func validate() throws {
         if resume == nil {
@@ -114,6 +115,20 @@ struct Train: ParsableCommand {
                 if isRoot { log("resuming \(r) at epoch \(trainer.records.count)") }
             } else {
                 let start = Date()
+                // The chemistry checks on every molecule of the data set (any element), so that
+                // charged, open-shell or implausible molecules are found before training.
+                // Allowed issues: the first three are shown, then a count.
+                var allowedIssues = 0
+                for name in ["train.txt", "val.txt", "test.txt"] {
+                    let path = (dataset! as NSString).appendingPathComponent(name)
+                    guard FileManager.default.fileExists(atPath: path) else { continue }
+                    let reader = chemistry.checked(try openMoleculeFile(path), check: MoleculeCheck()) { w in
+                        allowedIssues += 1
+                        if allowedIssues <= 3 && isRoot { log("warning: \(w.description)") }
+                    }
+                    while try reader.next() != nil {}
+                }
+                if allowedIssues > 3 && isRoot { log("warning: \(allowedIssues) allowed chemistry issues in the data set in all (qdf check lists them)") }
                 let load = { try Dataset.load(directory: dataset!) }
                 let data = try group.map { try $0.agree("load the data set", load) } ?? load()
                 let readout = try data.chooseReadout(requested: operation.flatMap(Readout.init(rawValue:)))

@@ -154,13 +154,55 @@ struct MoleculeFormatTests {
         #expect(w[0].atomicNumbers == [8, 1, 1])
     }
 
+    @Test("SDF V3000: atoms, continuation lines, CHG=; V2000 charges from M  CHG and the atom block")
+    func sdfV3000AndCharges() throws {
+        let dir = try TemporaryDirectory()
+        let v3000 = try dir.write("a.sdf", """
+            acetate
+                 RDKit          3D
+
+              0  0  0  0  0  0  0  0  0  0999 V3000
+            M  V30 BEGIN CTAB
+            M  V30 COUNTS 4 3 0 0 0
+            M  V30 BEGIN ATOM
+            M  V30 1 C -0.6297 -0.0369 -0.1123 0
+            M  V30 2 C 0.8632 0.0563 0.1509 0
+            M  V30 3 O 1.3540 -0.9281 0.7715 0
+            M  V30 4 O 1.4227 1.1016 -0.2820 0 -
+            M  V30 CHG=-1
+            M  V30 END ATOM
+            M  V30 BEGIN BOND
+            M  V30 1 1 1 2
+            M  V30 END BOND
+            M  V30 END CTAB
+            M  END
+            >  <E>
+            -1.5
+
+            $$$$
+
+            """)
+        let r = try openMoleculeFile(v3000, properties: ["E"])
+        let m = try #require(try r.next())
+        #expect(m.id == "acetate" && m.atomicNumbers == [6, 6, 8, 8] && m.properties == [-1.5])
+        #expect(m.positions[3] == SIMD3(1.4227, 1.1016, -0.2820))
+        #expect(m.formalCharges == [0, 0, 0, -1] && m.charge == -1)
+        #expect(r.atomLines == [8, 9, 10, 11])
+        // V2000: the atom block's charge field (5 = -1) unless M  CHG lines are given.
+        let atomBlock = methaneSDF.replacingOccurrences(of: "0.0080 C   0  0", with: "0.0080 C   0  5")
+        #expect(try readMolecules(try dir.write("b.sdf", atomBlock))[0].charge == -1)
+        let chg = methaneSDF.replacingOccurrences(of: "M  END", with: "M  CHG  2   1   1   2  -1\nM  END")
+        let z = try readMolecules(try dir.write("c.sdf", chg))[0]
+        #expect(z.formalCharges == [1, -1, 0, 0, 0] && z.charge == 0)
+    }
+
     @Test("broken SDF files: 2D coordinates, V3000, short atom block, bad element, missing data item, repeats")
     func brokenSDF() throws {
         let dir = try TemporaryDirectory()
         let twoD = try dir.write("a.sdf", methaneSDF.replacingOccurrences(of: "3D", with: "2D"))
         expectQDFError(line: 2, "has 2D coordinates") { _ = try readMolecules(twoD) }
-        let v3000 = try dir.write("b.sdf", methaneSDF.replacingOccurrences(of: "V2000", with: "V3000"))
-        expectQDFError(line: 4, "V3000 molfiles are not supported") { _ = try readMolecules(v3000) }
+        let v3000 = try dir.write("b.sdf", "x\n     RDKit          3D\n\n  0  0  0  0  0  0  0  0  0  0999 V3000\nM  V30 BEGIN CTAB\nM  V30 COUNTS 2 0 0 0 0\nM  V30 BEGIN ATOM\nM  V30 1 C 0 0 0 0\nM  V30 END ATOM\nM  V30 END CTAB\nM  END\n")
+        expectQDFError(line: 6, "declares 2 atoms in COUNTS but lists 1") { _ = try readMolecules(v3000) }
         let badElement = try dir.write("c.sdf", methaneSDF.replacingOccurrences(of: "0.0080 C ", with: "0.0080 Qq"))
         expectQDFError(line: 5, "unknown element symbol 'Qq'") { _ = try readMolecules(badElement) }
         let lines = methaneSDF.split(separator: "\n", omittingEmptySubsequences: false)

@@ -25,12 +25,19 @@ public final class XYZReader: MoleculeReader {
     private var frame = 0
     public var path: String { lines.path }
     public private(set) var moleculeLine = 0
+    /// The line of each atom of the frame `next()` returned last.
+    public private(set) var atomLines: [Int] = []
 
     /// - Parameter properties: names of property values to read for each frame (an error
     ///   names the frame that lacks one).
-    public init(path: String, properties: [String] = []) throws {
-        lines = try openLines(path)
-        stem = fileStem(path)
+    public convenience init(path: String, properties: [String] = []) throws {
+        self.init(lines: try openLines(path), properties: properties)
+    }
+
+    /// Reads the lines of an open file (standard input, a sniffed or decompressed file).
+    public init(lines: LineReader, properties: [String] = []) {
+        self.lines = lines
+        stem = fileStem(lines.path)
         self.properties = properties
     }
 
@@ -43,7 +50,7 @@ public final class XYZReader: MoleculeReader {
         let startLine = lines.lineNumber
         let ct = tokens(cl)
         guard ct.count == 1, let n = Int(ct[0]), n > 0 else {
-            throw lines.error("expected the number of atoms, found '\(cl.trimmingCharacters(in: .whitespaces))'")
+            throw lines.error("expected the number of atoms, found '\(excerpt(cl.trimmingCharacters(in: .whitespaces)))'")
         }
         guard let comment = try lines.nextLine() else {
             throw lines.error("file ends before the comment line of frame \(frame + 1)")
@@ -56,6 +63,8 @@ public final class XYZReader: MoleculeReader {
         var id = trimmed.isEmpty ? fallbackID : trimmed
         var props = [Double]()
         var speciesColumn = 0, posColumn = 1, minColumns = 4
+        var chargeColumn: Int? = nil
+        var totalCharge: Int? = nil
         var qm9 = false
         let ctoks = tokens(trimmed)
         if ctoks.count == 17, ctoks[0] == "gdb", let index = Int(ctoks[1]) {
@@ -66,7 +75,7 @@ public final class XYZReader: MoleculeReader {
             var values = [Double]()
             for (k, t) in ctoks[2...].enumerated() {
                 guard let v = parseNumber(t) else {
-                    throw lines.error("QM9 property \(Self.qm9PropertyNames[k]) is not a number: '\(t)'")
+                    throw lines.error("QM9 property \(Self.qm9PropertyNames[k]) is not a number: '\(excerpt(t))'")
                 }
                 values.append(v)
             }
@@ -83,7 +92,13 @@ public final class XYZReader: MoleculeReader {
             if let v = fields["id"] ?? fields["name"] ?? fields["ID"] ?? fields["Name"], !v.isEmpty { id = v }
             else { id = fallbackID }
             if let spec = fields["Properties"] ?? fields["properties"] {
-                (speciesColumn, posColumn, minColumns) = try parseColumns(spec)
+                (speciesColumn, posColumn, minColumns, chargeColumn) = try parseColumns(spec)
+            }
+            if let c = fields["charge"] ?? fields["total_charge"] ?? fields["Charge"] {
+                guard let q = Double(c), q == q.rounded(), abs(q) < 1000 else {
+                    throw lines.error("charge=\(excerpt(c)) is not an integer")
+                }
+                totalCharge = Int(q)
             }
             for name in properties {
                 guard let v = fields[name] else {
@@ -93,7 +108,7 @@ public final class XYZReader: MoleculeReader {
                 guard !parts.isEmpty else { throw lines.error("property '\(name)' is empty") }
                 for p in parts {
                     guard let x = parseNumber(p) else {
-                        throw lines.error("property '\(name)' is not a number: '\(v)'")
+                        throw lines.error("property '\(name)' is not a number: '\(excerpt(v))'")
                     }
                     props.append(x)
                 }
@@ -102,15 +117,15 @@ public final class XYZReader: MoleculeReader {
             throw lines.error("the comment line has no key=value fields, so property '\(properties[0])' cannot be read (extended XYZ expected)")
         }
 
-        var zs = [Int](), ps = [SIMD3<Double>]()
+        var zs = [Int](), ps = [SIMD3<Double>](), lineOfAtom = [Int](), charges = [Double]()
         // The count comes from the file: reserve no more than a plausible molecule needs.
-        zs.reserveCapacity(min(n, 4096)); ps.reserveCapacity(min(n, 4096))
+        zs.reserveCapacity(min(n, 4096)); ps.reserveCapacity(min(n, 4096)); lineOfAtom.reserveCapacity(min(n, 4096))
         for i in 0..<n {
             guard let l = try lines.nextLine() else {
                 throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
             }
             let t = tokens(l)
-            if speciesColumn == 0 && posColumn == 1 {
+            if speciesColumn == 0 && posColumn == 1 && chargeColumn == nil {
                 let (z, p) = try parseAtomLine(t, allowExtra: true, lines: lines)
                 zs.append(z); ps.append(p)
             } else {
@@ -120,7 +135,12 @@ public final class XYZReader: MoleculeReader {
                 let (z, p) = try parseAtomLine([t[speciesColumn], t[posColumn], t[posColumn + 1], t[posColumn + 2]],
                                                allowExtra: false, lines: lines)
                 zs.append(z); ps.append(p)
+                if let c = chargeColumn {
+                    guard let q = parseNumber(t[c]) else { throw lines.error("charge '\(excerpt(t[c]))' is not a number") }
+                    charges.append(q)
+                }
             }
+            lineOfAtom.append(lines.lineNumber)
         }
         if qm9 {
             // Frequencies, SMILES, InChI.
@@ -130,10 +150,23 @@ public final class XYZReader: MoleculeReader {
                 }
             }
         }
-        let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props)
+        // A charge column of whole numbers holds formal charges; otherwise (partial charges)
+        // only a whole-numbered sum is a recorded net charge.
+        var formal = [Int]()
+        if !charges.isEmpty {
+            if charges.allSatisfy({ $0 == $0.rounded() && abs($0) < 100 }) { formal = charges.map { Int($0) } }
+            else {
+                let sum = charges.reduce(0, +)
+                if totalCharge == nil, abs(sum - sum.rounded()) < 0.01, abs(sum) < 1000 { totalCharge = Int(sum.rounded()) }
+            }
+        }
+        if formal.allSatisfy({ $0 == 0 }) { formal = [] }
+        let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props,
+                         formalCharges: formal, charge: totalCharge)
         try validate(m, file: lines.path, line: startLine)
         try seen.check(id, file: lines.path, line: startLine)
         moleculeLine = startLine
+        atomLines = lineOfAtom
         return m
     }
 
@@ -177,11 +210,11 @@ public final class XYZReader: MoleculeReader {
     }
 
     /// Parses `Properties=species:S:1:pos:R:3:...` into the species and position columns.
-    private func parseColumns(_ spec: String) throws -> (Int, Int, Int) {
+    private func parseColumns(_ spec: String) throws -> (Int, Int, Int, Int?) {
         let parts = spec.split(separator: ":")
         guard parts.count % 3 == 0 else { throw lines.error("malformed Properties='\(spec)': expected name:type:count triples") }
         var column = 0
-        var species: Int? = nil, pos: Int? = nil
+        var species: Int? = nil, pos: Int? = nil, charge: Int? = nil
         for k in stride(from: 0, to: parts.count, by: 3) {
             guard let count = Int(parts[k + 2]), count > 0 else {
                 throw lines.error("malformed Properties='\(spec)': bad column count '\(parts[k + 2])'")
@@ -192,11 +225,12 @@ public final class XYZReader: MoleculeReader {
                 guard count == 3 else { throw lines.error("Properties='\(spec)': pos must have 3 columns") }
                 pos = column
             }
+            if ["initial_charges", "charges", "charge", "formal_charges", "formal_charge"].contains(name) && count == 1 { charge = column }
             column += count
         }
         guard let s = species, let p = pos else {
             throw lines.error("Properties='\(spec)' lacks species or pos columns")
         }
-        return (s, p, column)
+        return (s, p, column, charge)
     }
 }

@@ -96,7 +96,7 @@ public final class Predictor {
     /// A chunk sharded over `group`: this rank predicts the regular molecules of its shares
     /// (the layout of one process with all ranks' workers, as in `values`) and every size-th
     /// large molecule; rank 0 gets the chunk's values in order, the other ranks [].
-    func shardedValues(_ molecules: [Molecule], group: any ProcessGroup) throws -> [[Float]] {
+    package func shardedValues(_ molecules: [Molecule], group: any ProcessGroup) throws -> [[Float]] {
         let size = group.size, rank = group.rank
         precondition(group.workersPerRank[rank] == workers, "workers must match the group's")
         var largeIndex = [Int](), regularIndex = [Int]()

@@ -11,15 +11,28 @@ public struct Molecule: Sendable, Equatable {
     public var positions: [SIMD3<Double>]
     /// Property values (e.g. the atomization energy, or HOMO and LUMO); empty when unknown.
     public var properties: [Double]
+    /// Formal charges per atom as the file records them (SDF `M  CHG` or the atom block's
+    /// charge field, V3000 `CHG=`, PDB columns 79–80, extended XYZ integer charge columns);
+    /// empty when the file records none.
+    public var formalCharges: [Int]
+    /// The total charge the file records (extended XYZ `charge=`, mol2 partial charges
+    /// summed, or the sum of `formalCharges`); nil when the file records no charge.
+    public var charge: Int?
 
     /// A molecule; positions in Å, one per atom (traps otherwise). Not validated further
-    /// (the readers refuse empty molecules and coincident atoms).
-    public init(id: String, atomicNumbers: [Int], positions: [SIMD3<Double>], properties: [Double] = []) {
+    /// (the readers refuse empty molecules and coincident atoms; `MoleculeCheck` looks at
+    /// the chemistry). `formalCharges` is empty or has one value per atom; `charge`
+    /// defaults to their sum when any is given.
+    public init(id: String, atomicNumbers: [Int], positions: [SIMD3<Double>], properties: [Double] = [],
+                formalCharges: [Int] = [], charge: Int? = nil) {
         precondition(atomicNumbers.count == positions.count, "one position per atom")
+        precondition(formalCharges.isEmpty || formalCharges.count == atomicNumbers.count, "one formal charge per atom")
         self.id = id
         self.atomicNumbers = atomicNumbers
         self.positions = positions
         self.properties = properties
+        self.formalCharges = formalCharges
+        self.charge = charge ?? (formalCharges.isEmpty ? nil : formalCharges.reduce(0, +))
     }
 
     /// M, the number of atoms.

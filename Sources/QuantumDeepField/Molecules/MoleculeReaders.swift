@@ -21,15 +21,45 @@ public protocol MoleculeReader: AnyObject {
     var path: String { get }
     /// The line where the molecule `next()` returned last starts (0 before the first).
     var moleculeLine: Int { get }
+    /// The 1-based line of each atom of the molecule `next()` returned last, when the
+    /// format has one line per atom (empty otherwise); errors about an atom name its line.
+    var atomLines: [Int] { get }
 }
 
 extension MoleculeReader {
+    /// No atom lines known.
+    public var atomLines: [Int] { [] }
+
+    /// The line of atom `index` (0-based) of the last molecule, or the molecule's line.
+    public func line(ofAtom index: Int?) -> Int {
+        if let i = index, i >= 0, i < atomLines.count { return atomLines[i] }
+        return moleculeLine
+    }
+
     /// Reads every remaining molecule.
     public func readAll() throws -> [Molecule] {
         var out = [Molecule]()
         while let m = try next() { out.append(m) }
         return out
     }
+}
+
+/// Text from a file, fit to quote in an error message: characters that are not printable
+/// (control characters, invalid UTF-8) escaped as `\u{..}`, cut to `limit` characters.
+package func excerpt(_ s: some StringProtocol, limit: Int = 60) -> String {
+    var out = ""
+    var count = 0
+    for u in s.unicodeScalars {
+        if count >= limit { out += "…"; break }
+        let v = u.value
+        if v < 0x20 || v == 0x7F || (v >= 0x80 && v < 0xA0) || v == 0xFFFD {
+            out += v == 0xFFFD ? "\\u{FFFD}" : "\\u{\(String(v, radix: 16, uppercase: true))}"
+        } else {
+            out.unicodeScalars.append(u)
+        }
+        count += 1
+    }
+    return out
 }
 
 /// Parses an "Element x y z [...]" atom line; the element may be a symbol or an atomic number.
@@ -41,7 +71,7 @@ package func parseAtomLine(_ t: [Substring], minTokens: Int = 4, allowExtra: Boo
     let z: Int
     if let n = Element.atomicNumber(t[0]) { z = n }
     else if let n = Int(t[0]), n > 0, n < Element.symbols.count { z = n }
-    else { throw lines.error("unknown element symbol '\(t[0])'") }
+    else { throw lines.error("unknown element symbol '\(excerpt(t[0]))'") }
     var p = SIMD3<Double>()
     for k in 0..<3 {
         guard let v = parseNumber(t[k + 1]) else {
@@ -88,11 +118,16 @@ public final class QDFTextReader: MoleculeReader {
     public var path: String { lines.path }
     /// The 1-based line of the id line of the molecule `next()` returned last (0 before the first).
     public private(set) var moleculeLine = 0
+    /// The line of each atom of the molecule `next()` returned last.
+    public private(set) var atomLines: [Int] = []
 
     /// Reads `path`; `source` supplies its bytes when they are not the plain file's (a
     /// decompressing source, for example). Throws `QDFError` (file: `path`) if the file cannot
     /// be opened.
     public init(path: String, source: ByteSource? = nil) throws { lines = try LineReader(path: path, source: source) }
+
+    /// Reads the lines of an open file (standard input, a file recognised by its content).
+    public init(lines: LineReader) { self.lines = lines }
 
     private func nextLine() throws -> String? {
         if let p = pending { pending = nil; return p }
@@ -115,6 +150,7 @@ public final class QDFTextReader: MoleculeReader {
             throw lines.error("expected a molecule id line, found an atom line (is a blank line missing before it?)")
         }
         var zs = [Int](), ps = [SIMD3<Double>](), props = [Double]()
+        var lineOfAtom = [Int]()
         var sawProperties = false
         while let l = try nextLine() {
             let t = tokens(l)
@@ -125,11 +161,11 @@ public final class QDFTextReader: MoleculeReader {
             // A line starting with a number (finite or not: 'nan', 'inf') is the property line.
             if Element.atomicNumber(t[0]) != nil || Double(t[0]) == nil {
                 let (z, p) = try parseAtomLine(t, allowExtra: false, lines: lines)
-                zs.append(z); ps.append(p)
+                zs.append(z); ps.append(p); lineOfAtom.append(lines.lineNumber)
             } else {
                 for s in t {
                     guard let v = parseNumber(s) else {
-                        throw lines.error("property value is not a finite number: '\(s)'")
+                        throw lines.error("property value is not a finite number: '\(excerpt(s))'")
                     }
                     props.append(v)
                 }
@@ -145,6 +181,7 @@ public final class QDFTextReader: MoleculeReader {
         }
         propertyCount = props.count
         moleculeLine = idLineNumber
+        atomLines = lineOfAtom
         return m
     }
 }
