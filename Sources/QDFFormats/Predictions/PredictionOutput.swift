@@ -254,21 +254,3 @@ public func csvField(_ s: String) -> String {
     }
     return t
 }
-
-/// A JSON string literal.
-public func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 || u.value == 0x7F { out += String(format: "\\u%04x", u.value) }
-            else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}

@@ -198,8 +198,10 @@ extension Float {
     }
 }
 
-/// A JSON string literal with the necessary escapes.
-func jsonString(_ s: String) -> String {
+/// A JSON string literal with the necessary escapes (control characters and DEL as \\u
+/// escapes, so the text is also safe to print). Shared by the model file's header and the
+/// JSON prediction outputs.
+package func jsonString(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {
@@ -209,7 +211,8 @@ func jsonString(_ s: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            if u.value < 0x20 || u.value == 0x7F { out += String(format: "\\u%04x", u.value) }
+            else { out.unicodeScalars.append(u) }
         }
     }
     return out + "\""
