@@ -198,7 +198,7 @@ extension Float {
     }
 }
 
-/// A JSON string literal with the necessary escapes (control characters and DEL as \\u
+/// A JSON string literal with the necessary escapes (control characters and DEL as \u
 /// escapes, so the text is also safe to print). Shared by the model file's header and the
 /// JSON prediction outputs.
 package func jsonString(_ s: String) -> String {

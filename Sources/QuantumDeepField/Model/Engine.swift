@@ -172,7 +172,6 @@ public final class Engine {
         cNorm.reserve(batch.count * dim); psiNorm.reserve(batch.count * dim)
         h[0].reserve(rows * dim)
         folded = [Bool](repeating: false, count: batch.count)
-        return
     }
 
     // MARK: - Forward
