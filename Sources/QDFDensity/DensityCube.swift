@@ -2,18 +2,30 @@ import Foundation
 import QuantumDeepField
 import QDFFormats
 
-// The model's ρ on a cube grid, in e/bohr³.
+// The density on a cube grid, in e/bohr³.
 //
 // The model's ρ is a per-grid-point quantity (Σ over the field grid = N_e), not a
-// density per volume. For a cube file it is scaled by one factor s per molecule,
-// chosen so that the cube integrates to N_e over its box:
+// density per volume. For a cube file it is scaled by one factor s per molecule, and,
+// by default, the frozen atomic cores are added (AtomicCore.swift, docs/density.md):
 //
-//   ρ_cube(r) = s · ρ(r),   s = N_e / (Σ_grid ρ(r) · ΔV)     (ΔV = voxel volume, bohr³)
+//   total (default):  ρ_cube(r) = ρ_core(r) + s · ρ(r),  s = (N_e − N_core) / (Σ_grid ρ(r) · ΔV)
+//   valence only:     ρ_cube(r) = s · ρ(r),              s = N_e / (Σ_grid ρ(r) · ΔV)
 //
-// Orbital cubes carry sqrt(s) · ψ_j(r) (bohr^−3/2), so Σ_j of their squares is ρ_cube.
+// (ΔV = voxel volume, bohr³). Orbital cubes carry sqrt(s) · ψ_j(r) (bohr^−3/2), so Σ_j of
+// their squares is the cube's valence part.
+
+/// What a density cube, profile or slice holds.
+public enum DensityContent: String, Sendable, CaseIterable {
+    /// The frozen 1s cores of the heavy atoms plus the model's density normalised to the
+    /// remaining N_e − N_core electrons: the picture DFT gives (`qdf density`'s default).
+    case total
+    /// The model's own density, normalised to N_e (no cores).
+    case valenceOnly = "valence-only"
+}
 
 public struct DensityCube: Sendable {
-    /// ρ in e/bohr³ (integral over the box = N_e).
+    /// ρ in e/bohr³ (its valence part integrates to N_e − N_core over the box; to N_e
+    /// for `.valenceOnly`).
     public var density: CubeFile
     /// Chosen orbitals (0-based index, cube of sqrt(s)·ψ_j).
     public var orbitals: [(index: Int, cube: CubeFile)]
@@ -21,36 +33,67 @@ public struct DensityCube: Sendable {
     public var scale: Double
     /// Σ ρ(r) ΔV before scaling (model units × bohr³).
     public var rawIntegral: Double
+    /// What the cube holds, and the frozen cores added (nil for `.valenceOnly`).
+    public var content: DensityContent
+    public var cores: FrozenCores?
     /// Wall time and process CPU time (all threads) of the evaluation (s).
     public var seconds: Double
     public var cpuSeconds: Double
 
     /// Evaluates ρ (and the chosen 0-based orbitals) on `grid` (bohr).
-    public static func compute(_ field: DensityField, grid: CubeGrid, orbitals: [Int] = []) throws -> DensityCube {
+    public static func compute(_ field: DensityField, grid: CubeGrid, orbitals: [Int] = [],
+                               content: DensityContent) throws -> DensityCube {
         for j in orbitals where j < 0 || j >= field.orbitalCount {
             throw QDFError("orbital \(j + 1) does not exist: the model has \(field.orbitalCount) orbitals (1…\(field.orbitalCount))")
         }
         let t0 = Date(), c0 = processCPUSeconds()
         let (rho, psi) = field.evaluate(count: grid.pointCount, orbitals: orbitals) { grid.point($0) * angstromPerBohr }
+        let cores = content == .total ? FrozenCores(field.molecule) : nil
+        var coreValues = [Float]()
+        if let c = cores, !c.isEmpty {
+            coreValues = try concurrentChunks(grid.pointCount) { range in range.map { Float(c.density(bohr: grid.point($0))) } }
+        }
         let seconds = Date().timeIntervalSince(t0), cpu = processCPUSeconds() - c0
         var sum = 0.0
         for v in rho { sum += Double(v) }
         let raw = sum * grid.voxelVolume
         guard raw > 0 else { throw QDFError("the density is zero everywhere on the grid; cannot normalize it") }
-        let s = Double(field.electronCount) / raw
+        let ne = field.electronCount, ncore = cores?.electronCount ?? 0
+        let s = Double(ne - ncore) / raw
         let atoms = CubeFile.atoms(of: field.molecule)
         let fs = Float(s), rs = Float(s.squareRoot())
-        let header = String(format: "QDF electron density of %@ (e/bohr^3), scaled by %.6g so that its integral over the box is N_e = %d",
-                            field.molecule.id, s, field.electronCount)
+        let header: String
+        let values: [Float]
+        if coreValues.isEmpty {
+            values = rho.map { $0 * fs }
+        } else {
+            values = zip(rho, coreValues).map { $0 * fs + $1 }
+        }
+        switch content {
+        case .valenceOnly:
+            header = String(format: "QDF electron density of %@ (e/bohr^3), scaled by %.6g so that its integral over the box is N_e = %d",
+                            field.molecule.id, s, ne)
+        case .total:
+            header = String(format: "QDF total electron density of %@ (e/bohr^3): frozen 1s cores (%d e) + QDF density scaled by %.6g to N_e - N_core = %d e over the box",
+                            field.molecule.id, ncore, s, ne - ncore)
+        }
         let density = CubeFile(comments: [header, "qdf density: model \(field.model.metadata["source"] ?? "QDF"), x-major, then y, then z"],
-                               grid: grid, atoms: atoms, values: rho.map { $0 * fs })
+                               grid: grid, atoms: atoms, values: values)
         let orbitalCubes = zip(orbitals, psi).map { j, values in
             (index: j, cube: CubeFile(comments: ["QDF molecular orbital \(j + 1) of \(field.molecule.id) (bohr^-3/2), scaled by sqrt(\(String(format: "%.6g", s)))",
-                                                 "sum of squares over all \(field.orbitalCount) orbitals = the density cube"],
+                                                 "sum of squares over all \(field.orbitalCount) orbitals = the density cube's QDF (valence) part"],
                                       grid: grid, atoms: atoms, values: values.map { $0 * rs }))
         }
-        return DensityCube(density: density, orbitals: orbitalCubes, scale: s, rawIntegral: raw, seconds: seconds, cpuSeconds: cpu)
+        return DensityCube(density: density, orbitals: orbitalCubes, scale: s, rawIntegral: raw, content: content,
+                           cores: cores, seconds: seconds, cpuSeconds: cpu)
     }
+}
+
+/// f over 0..<count in `defaultWorkers` contiguous chunks, in parallel, concatenated in order.
+func concurrentChunks<T: Sendable>(_ count: Int, _ f: @Sendable (Range<Int>) -> [T]) throws -> [T] {
+    let parts = max(1, min(defaultWorkers, count / 4096))
+    let chunks = try concurrentMap(parts) { t in f((t * count / parts)..<((t + 1) * count / parts)) }
+    return chunks.flatMap { $0 }
 }
 
 /// CPU time of the process so far (user + system, all threads), in seconds.
@@ -83,15 +126,17 @@ public struct DensityProfile: Sendable, Equatable {
         return (s, s.map { a + $0 * u })
     }
 
-    /// The model's ρ along atoms a → b (0-based), times `scale`.
-    public static func model(_ field: DensityField, atoms a: Int, _ b: Int, scale: Double,
+    /// The model's ρ along atoms a → b (0-based), times `scale`, plus the frozen cores
+    /// when given (pass a cube's `scale` and `cores` to match it).
+    public static func model(_ field: DensityField, atoms a: Int, _ b: Int, scale: Double, cores: FrozenCores?,
                              beyond: Double = 1, count: Int = 401) throws -> DensityProfile {
         let m = field.molecule
         try checkAtoms(a, b, atomCount: m.atomCount)
         let (s, pts) = points(from: m.positions[a], to: m.positions[b], beyond: beyond, count: count)
         let rho = field.density(at: pts)
+        let core = cores?.density(angstrom: pts) ?? [Double](repeating: 0, count: pts.count)
         let L = ((m.positions[b] - m.positions[a]) * (m.positions[b] - m.positions[a])).sum().squareRoot()
-        return DensityProfile(s: s, density: rho.map { Double($0) * scale }, bondLength: L)
+        return DensityProfile(s: s, density: zip(rho, core).map { Double($0) * scale + $1 }, bondLength: L)
     }
 
     /// A cube's values along its atoms a → b (0-based), by trilinear interpolation;
@@ -271,18 +316,34 @@ public struct DensityComparison: Sendable {
     /// closer than `excludingCores` bohr to an atom of `cube` are left out too (0: none),
     /// to compare the valence region without the nuclear cusps.
     public static func compare(_ cube: CubeFile, reference: CubeFile, excludingCores radius: Double = 0) throws -> DensityComparison {
+        let r2 = radius * radius
+        let centres = cube.atoms.map(\.position)
+        return try compare(cube, reference: reference) { p in
+            r2 == 0 || !centres.contains(where: { (($0 - p) * ($0 - p)).sum() < r2 })
+        }
+    }
+
+    /// The comparison split into the core region (points closer than `coreRadius` bohr to
+    /// a nucleus heavier than He) and the valence region (all other points). The two
+    /// regions' ∫|Δρ| / N_e add up to the whole cube's.
+    public static func regions(_ cube: CubeFile, reference: CubeFile, coreRadius: Double) throws
+        -> (core: DensityComparison, valence: DensityComparison) {
+        let r2 = coreRadius * coreRadius
+        let heavy = cube.atoms.filter { $0.atomicNumber > 2 }.map(\.position)
+        let inCore = { (p: SIMD3<Double>) in heavy.contains(where: { (($0 - p) * ($0 - p)).sum() < r2 }) }
+        return (try compare(cube, reference: reference, where: inCore),
+                try compare(cube, reference: reference, where: { !inCore($0) }))
+    }
+
+    /// Compares at the points of `cube`'s grid for which `include` (position in bohr) holds.
+    public static func compare(_ cube: CubeFile, reference: CubeFile, where include: (SIMD3<Double>) -> Bool) throws -> DensityComparison {
         let g = cube.grid, rg = reference.grid
         let same = g.counts == rg.counts && maxAbs(g.origin - rg.origin) < 1e-5
             && (0..<3).allSatisfy { maxAbs(g.axes[$0] - rg.axes[$0]) < 1e-6 }
         var n = 0, sa = 0.0, sb = 0.0, saa = 0.0, sbb = 0.0, sab = 0.0, absDiff = 0.0, maxDev = -1.0
         var maxAt = SIMD3<Double>()
-        let r2 = radius * radius
-        let centres = cube.atoms.map(\.position)
         for i in 0..<g.pointCount {
-            if r2 > 0 {
-                let p = g.point(i)
-                if centres.contains(where: { (($0 - p) * ($0 - p)).sum() < r2 }) { continue }
-            }
+            if !include(g.point(i)) { continue }
             let a = Double(cube.values[i])
             let b: Double
             if same { b = Double(reference.values[i]) }

@@ -50,7 +50,7 @@ struct Check: ParsableCommand {
             for path in inputs {
                 let reader = try openMoleculeFile(path, format: inputFormat.flatMap { MoleculeFileFormat(name: $0) })
                 while var m = try reader.next() {
-                    if unit == .bohr { m.positions = m.positions.map { $0 * bohrInAngstrom } }
+                    if unit == .bohr { m.positions = m.positions.map { $0 * angstromPerBohr } }
                     molecules += 1
                     let issues = check.issues(m)
                     if !issues.isEmpty { withIssues += 1 }

@@ -38,9 +38,13 @@ struct CompareDensity: ParsableCommand {
     @Option(help: "Profile plot's y axis: linear or log.")
     var profileScale = "log"
 
+    @Option(help: "Also split ∫|Δρ|/N_e and r into the core region (closer than this to a nucleus heavier than He, Å) and the valence region.")
+    var coreRadius: Double?
+
     func validate() throws {
         if (png != nil || tsv != nil) && profile == nil { throw ValidationError("--png/--tsv need --profile A-B") }
         if let r = excludeCore, !(r > 0) { throw ValidationError("--exclude-core must be positive (Å)") }
+        if let r = coreRadius, !(r > 0) { throw ValidationError("--core-radius must be positive (Å)") }
         guard ["linear", "log"].contains(profileScale) else { throw ValidationError("--profile-scale must be log or linear") }
     }
 
@@ -66,6 +70,14 @@ struct CompareDensity: ParsableCommand {
                 let at = v.maxDeviationAt * angstromPerBohr
                 print(String(format: "  max |Δρ|\t%.4g e/bohr³ at (%.3f, %.3f, %.3f) Å", v.maxDeviation, at.x, at.y, at.z))
                 print(String(format: "  Pearson r\t%.4f", v.pearson))
+            }
+            if let r = coreRadius {
+                let (core, valence) = try DensityComparison.regions(a, reference: b, coreRadius: r * bohrPerAngstrom)
+                for (name, v) in [("core region (< \(String(format: "%.2f", r)) Å of a heavy nucleus)", core), ("valence region (the rest)", valence)] {
+                    print(String(format: "%@: %d points, ours %.4f e, reference %.4f e", name, v.points, v.integral, v.referenceIntegral))
+                    print(String(format: "  integrated |Δρ| / N_e\t%.4f", v.relativeDifference))
+                    print(String(format: "  Pearson r\t%.4f", v.pearson))
+                }
             }
             guard let spec = profile else { return }
             let ab = try parseIndices(spec, separator: "-", what: "--profile")

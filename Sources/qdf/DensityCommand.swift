@@ -9,8 +9,11 @@ struct Density: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model's electron density (and orbitals) around a molecule: cube files, bond profiles, slices.",
         discussion: """
-        The density is normalized on the cube box: ρ (e/bohr³) = s · ρ_model, with s chosen so \
-        that ρ integrates to N_e over the box (s is reported). The box is the atoms' bounding \
+        By default the total density is written: the frozen 1s cores of the heavy atoms \
+        (Li–Ne, tabulated from B3LYP/6-31G(2df,p) atoms; docs/density.md) plus the model's \
+        density scaled by s so that it holds the remaining N_e − N_core electrons over the \
+        box. --valence-only gives the model's own density, scaled to N_e over the box (no \
+        cores). s is reported. The box is the atoms' bounding \
         box plus --margin bohr on every side, with about --spacing Å between points (PySCF \
         cubegen's rule, so the default grid is the one of the reference DFT cubes). Profiles \
         and slices use the same s. Atoms are numbered from 1.
@@ -26,6 +29,9 @@ struct Density: ParsableCommand {
 
     @Option(help: "Write ρ (e/bohr³) as a Gaussian cube file here.")
     var cube: String?
+
+    @Flag(help: "The model's own density (normalised to N_e), without the frozen atomic cores; cube, profile and slice alike.")
+    var valenceOnly = false
 
     @Option(help: "Grid spacing (Å).")
     var spacing = 0.1
@@ -89,12 +95,22 @@ struct Density: ParsableCommand {
             let field = try DensityField(model: m, molecule: mol)
             let orbitalList = try orbitals.map { try parseIndices($0, separator: ",", what: "--orbitals") } ?? []
             let grid = CubeGrid.around(mol, resolution: spacing * bohrPerAngstrom, margin: margin)
-            let result = try DensityCube.compute(field, grid: grid, orbitals: orbitalList.map { $0 - 1 })
+            let content: DensityContent = valenceOnly ? .valenceOnly : .total
+            let result = try DensityCube.compute(field, grid: grid, orbitals: orbitalList.map { $0 - 1 }, content: content)
             log(String(format: "%@ (%@, N_e = %d): grid %d×%d×%d = %d points, ρ evaluated in %.3f s (%.3f s CPU)",
                        mol.id, mol.formula, mol.electronCount, grid.counts[0], grid.counts[1], grid.counts[2],
                        grid.pointCount, result.seconds, result.cpuSeconds))
-            log(String(format: "normalization: s = %.6g e/bohr³ per model unit (∫ρ_model dV over the box = %.6g; scaled ∫ρ dV = %.4f = N_e)",
-                       result.scale, result.rawIntegral, result.density.integral))
+            if let cores = result.cores {
+                log(String(format: "total density: frozen 1s cores of %d electrons + the model's density scaled by s = %.6g e/bohr³ per model unit to N_e − N_core = %d over the box (∫ρ_model dV = %.6g); the cube's ∫ρ dV = %.4f (N_e = %d; the grid samples the sharp cores coarsely). --valence-only for the model's own density.",
+                           cores.electronCount, result.scale, mol.electronCount - cores.electronCount, result.rawIntegral,
+                           result.density.integral, mol.electronCount))
+                if !cores.uncoveredElements.isEmpty {
+                    log("note: no frozen core tabulated for \(cores.uncoveredElements.joined(separator: ", ")) (Li–Ne only); their cores stay in the model's density")
+                }
+            } else {
+                log(String(format: "valence only (no frozen cores): s = %.6g e/bohr³ per model unit (∫ρ_model dV over the box = %.6g; scaled ∫ρ dV = %.4f = N_e)",
+                           result.scale, result.rawIntegral, result.density.integral))
+            }
             let stem = (molecule as NSString).lastPathComponent.components(separatedBy: ".").first ?? "molecule"
             if let path = cube {
                 try result.density.write(path: path)
@@ -110,10 +126,10 @@ struct Density: ParsableCommand {
                 let ab = try parseIndices(spec, separator: "-", what: "--profile")
                 guard ab.count == 2 else { throw QDFError("--profile takes two atoms A-B, e.g. 1-2") }
                 let (a, b) = (ab[0] - 1, ab[1] - 1)
-                let prof = try DensityProfile.model(field, atoms: a, b, scale: result.scale)
+                let prof = try DensityProfile.model(field, atoms: a, b, scale: result.scale, cores: result.cores)
                 let base = outputStem(profileOut, default: "\(stem)_profile_\(ab[0])-\(ab[1])")
                 let labels = ("\(Element.symbol(mol.atomicNumbers[a]))\(ab[0])", "\(Element.symbol(mol.atomicNumbers[b]))\(ab[1])")
-                try writeAtomically(prof.tsv(comment: "\(mol.id) QDF density along atom \(ab[0]) -> atom \(ab[1]); s in angstrom from atom \(ab[0]); rho in e/bohr^3 (scale \(String(format: "%.6g", result.scale)))"),
+                try writeAtomically(prof.tsv(comment: "\(mol.id) QDF \(valenceOnly ? "" : "total (frozen cores + QDF) ")density along atom \(ab[0]) -> atom \(ab[1]); s in angstrom from atom \(ab[0]); rho in e/bohr^3 (scale \(String(format: "%.6g", result.scale)))"),
                                     to: base + ".tsv")
                 var series: [(name: String, profile: DensityProfile)] = [("QDF", prof)]
                 if let ref = referenceProfile { series.append(("reference (\((ref as NSString).lastPathComponent))", try DensityProfile.read(path: ref))) }
@@ -134,9 +150,9 @@ struct Density: ParsableCommand {
                     guard abc.count == 3 else { throw QDFError("--slice takes three atoms A,B,C or 'best'") }
                     plane = try DensityPlane.through(mol, atoms: abc[0] - 1, abc[1] - 1, abc[2] - 1)
                 }
-                var map = DensitySlice.heatMap(field, plane: plane, scale: result.scale)
+                var map = DensitySlice.heatMap(field, plane: plane, scale: result.scale, cores: result.cores)
                 map.scale = HeatMap.Scale(rawValue: sliceScale)!
-                map.title = "\(mol.id) \(mol.formula): QDF ρ in " + (spec.lowercased() == "best" ? "the best plane" : "the plane of atoms \(spec)")
+                map.title = "\(mol.id) \(mol.formula): QDF \(valenceOnly ? "" : "total ")ρ in " + (spec.lowercased() == "best" ? "the best plane" : "the plane of atoms \(spec)")
                 let path = sliceOut ?? "\(stem)_slice.png"
                 try map.write(path: path)
                 let inPlane = map.markers.filter(\.filled).map(\.label)

@@ -109,10 +109,16 @@ struct BundledModelTests {
         }
         #expect(tsv.rows.filter { Int($0[2])! > 14 }.allSatisfy { $0[6] == "larger than any training molecule" })
 
-        // The cube holds benzene and integrates to its 42 electrons; the pictures decode.
+        // The cube holds benzene's total density: frozen cores (6 × 1s², exact) plus the
+        // model's density holding the other 30 electrons over the box; the pictures decode.
         let cube = try CubeFile.read(path: out + "/benzene.cube")
         #expect(cube.atoms.count == 12)
-        #expect(abs(cube.integral - 42) < 0.01, "∫ρ = \(cube.integral)")
+        #expect(cube.comments[0].contains("total electron density"))
+        let cores = FrozenCores(Molecule(id: "benzene", atomicNumbers: cube.atoms.map(\.atomicNumber),
+                                         positions: cube.atoms.map { $0.position * angstromPerBohr }))
+        let coreOnGrid = (0..<cube.grid.pointCount).reduce(0.0) { $0 + cores.density(bohr: cube.grid.point($1)) } * cube.grid.voxelVolume
+        #expect(cores.electronCount == 12)
+        #expect(abs(cube.integral - coreOnGrid - 30) < 0.01, "∫ρ − ∫ρ_core = \(cube.integral - coreOnGrid)")
         for png in ["benzene_profile_CC.png", "benzene_slice.png"] {
             let size = try #require(pngSize(path: out + "/" + png), "\(png) does not decode")
             #expect(size.width > 300 && size.height > 300)

@@ -266,7 +266,7 @@ struct ChemistryCheckTests {
         hydroxide.charge = -1
         #expect(MoleculeCheck().issues(hydroxide).map(\.kind) == [.charged])
         var bohr = water
-        bohr.positions = water.positions.map { $0 / bohrInAngstrom }
+        bohr.positions = water.positions.map { $0 / angstromPerBohr }
         #expect(MoleculeCheck().issues(bohr).map(\.kind) == [.bohrUnits])
         #expect(MoleculeCheck(knownElements: [1, 6]).issues(water).map(\.atom) == [0])
         var apart = water

@@ -6,7 +6,7 @@ import QDFDensity
 import QDFReports
 
 /// A small seeded model (random coefficients, ζ varied per type) that knows H, C, N, O, F.
-private func smallModel() throws -> QDFModel {
+func smallDensityModel() throws -> QDFModel {
     var dict = OrbitalDictionary()
     let basis = try BasisSet("6-31G")
     for z in [1, 6, 7, 8, 9] { for f in basis.functions(atomicNumber: z) { dict.add(f.name) } }
@@ -28,7 +28,7 @@ struct DensityTests {
 
     @Test("ρ and ψ at the field points equal the engine's training-grid values (seeded model, ethane-like)")
     func fieldPointsMatchEngine() throws {
-        let model = try smallModel()
+        let model = try smallDensityModel()
         let mol = Molecule(id: "m", atomicNumbers: [6, 8, 1, 1, 1, 1],
                            positions: [SIMD3(0, 0, 0), SIMD3(1.41, 0.02, -0.03), SIMD3(-0.5, 0.93, 0.1),
                                        SIMD3(-0.52, -0.47, 0.81), SIMD3(-0.4, -0.45, -0.9), SIMD3(1.75, -0.87, 0.2)])
@@ -75,13 +75,13 @@ struct DensityTests {
 
     // MARK: normalization
 
-    @Test("The cube integrates to N_e, also after writing and reading it; the scale converges with the grid",
+    @Test("The valence-only cube integrates to N_e, also after writing and reading it; the scale converges with the grid",
           .enabled(if: Shared.available, Shared.skipMessage))
     func integralIsElectronCount() throws {
         let model = try QDFModel.load(path: Shared.referenceModel)
         let mol = try readMolecules(Shared.path("reference/dft/ethane.xyz"))[0]
         let field = try DensityField(model: model, molecule: mol)
-        let fine = try DensityCube.compute(field, grid: CubeGrid.around(mol, resolution: 0.1 * bohrPerAngstrom, margin: 3))
+        let fine = try DensityCube.compute(field, grid: CubeGrid.around(mol, resolution: 0.1 * bohrPerAngstrom, margin: 3), content: .valenceOnly)
         #expect(abs(fine.density.integral - 18) < 1e-3, "∫ρ = \(fine.density.integral)")
         let dir = try TemporaryDirectory()
         try fine.density.write(path: dir.file("e.cube"))
@@ -92,7 +92,7 @@ struct DensityTests {
         // 1%, and growing the box from 5 to 8 bohr of margin changes it by less than 0.5%
         // (the 3-bohr box misses about 2.5% of the model's diffuse tail, see docs/density.md).
         func scale(_ spacing: Double, _ margin: Double) throws -> Double {
-            try DensityCube.compute(field, grid: CubeGrid.around(mol, resolution: spacing * bohrPerAngstrom, margin: margin)).scale
+            try DensityCube.compute(field, grid: CubeGrid.around(mol, resolution: spacing * bohrPerAngstrom, margin: margin), content: .valenceOnly).scale
         }
         let coarse = try scale(0.2, 3)
         #expect(abs(coarse / fine.scale - 1) < 0.01, "scale \(coarse) vs \(fine.scale)")
@@ -121,9 +121,9 @@ struct DensityTests {
 
     @Test("The C–C profile of a symmetric molecule (acetylene) is symmetric about the bond centre")
     func symmetricProfile() throws {
-        let model = try smallModel()
+        let model = try smallDensityModel()
         let field = try DensityField(model: model, molecule: acetylene)
-        let p = try DensityProfile.model(field, atoms: 1, 2, scale: 1, count: 401)
+        let p = try DensityProfile.model(field, atoms: 1, 2, scale: 1, cores: nil, count: 401)
         #expect(abs(p.bondLength - 1.203) < 1e-9)
         let top = p.density.max()!
         var worst = 0.0
@@ -132,7 +132,7 @@ struct DensityTests {
         // The profile is not flat (the test could otherwise not fail).
         #expect(p.density.min()! < 0.5 * top)
         // And the H–C profile is not symmetric.
-        let q = try DensityProfile.model(field, atoms: 0, 1, scale: 1, count: 401)
+        let q = try DensityProfile.model(field, atoms: 0, 1, scale: 1, cores: nil, count: 401)
         var asym = 0.0
         for i in 0..<q.s.count { asym = max(asym, abs(q.density[i] - q.density[q.s.count - 1 - i])) }
         #expect(asym > 1e-2 * q.density.max()!)

@@ -16,11 +16,8 @@ import QuantumDeepField
 //   [orbital cubes only: a line "m  id_1 … id_m"]
 //   values, x-major, then y, then z (z fastest); each z column starts a new line, 6 values a line.
 //
-// Positions and steps are stored here in bohr, values as Float.
-
-/// 1 Å in bohr (CODATA 2018 bohr radius 0.529177210903 Å).
-public let bohrPerAngstrom = 1 / 0.529177210903
-public let angstromPerBohr = 0.529177210903
+// Positions and steps are stored here in bohr, values as Float (angstromPerBohr and
+// bohrPerAngstrom are the core's, MoleculeCheck.swift).
 
 /// A regular grid: point (i, j, k) is origin + i·axes[0] + j·axes[1] + k·axes[2] (bohr).
 public struct CubeGrid: Sendable, Equatable {
@@ -198,13 +195,26 @@ public struct CubeFile: Sendable, Equatable {
 
     // MARK: - Reading
 
-    /// Reads a cube file. Errors name the file, the line and the problem.
+    /// Reads a cube file (decompressed while read when its name ends in .gz or .bz2).
+    /// Errors name the file, the line and the problem.
     public static func read(path: String) throws -> CubeFile {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw QDFError("cannot read: \(error.localizedDescription)", file: path)
+        var bytes = [UInt8]()
+        let lower = path.lowercased()
+        if lower.hasSuffix(".gz") || lower.hasSuffix(".bz2") {
+            let source = try openByteSource(path)
+            defer { source.close() }
+            var chunk = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count) }
+                if n == 0 { break }
+                bytes += chunk[0..<n]
+            }
+        } else {
+            do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+                throw QDFError("cannot read: \(error.localizedDescription)", file: path)
+            }
         }
-        var s = CubeScanner(bytes: [UInt8](data), path: path)
+        var s = CubeScanner(bytes: bytes, path: path)
         let c1 = s.line(), c2 = s.line()
         guard c1 != nil, c2 != nil else { throw s.error("file ends inside the two comment lines") }
         var header = try s.numbers(4, what: "'N_atoms origin_x origin_y origin_z'")

@@ -65,7 +65,7 @@ public final class CheckedMoleculeReader: MoleculeReader {
     /// line of the first issue not allowed.
     public func next() throws -> Molecule? {
         while var m = try inner.next() {
-            if unit == .bohr { m.positions = m.positions.map { $0 * bohrInAngstrom } }
+            if unit == .bohr { m.positions = m.positions.map { $0 * angstromPerBohr } }
             let issues = check.issues(m)
             if skipUnknownElements, let e = issues.first(where: { $0.kind == .unknownElement }) {
                 skipped.append((m.id, e.message))

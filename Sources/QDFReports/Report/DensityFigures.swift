@@ -22,10 +22,10 @@ extension DensityProfile {
 
 /// ρ on a plane, as a heat map.
 public enum DensitySlice {
-    /// Evaluates ρ·scale on `plane` over the atoms' projected extent plus `margin` Å,
+    /// Evaluates ρ·scale (plus the frozen cores when given) on `plane` over the atoms' projected extent plus `margin` Å,
     /// `cellsAcross` cells along the longer side; atoms within `inPlane` Å of the plane
     /// are filled markers, the others hollow (projected).
-    public static func heatMap(_ field: DensityField, plane: DensityPlane, scale: Double, margin: Double = 2,
+    public static func heatMap(_ field: DensityField, plane: DensityPlane, scale: Double, cores: FrozenCores?, margin: Double = 2,
                                cellsAcross: Int = 300, inPlane: Double = 0.3) -> HeatMap {
         let m = field.molecule
         let proj = m.positions.map { plane.project($0) }
@@ -34,13 +34,18 @@ public enum DensitySlice {
         let h = max(x1 - x0, y1 - y0) / Double(max(cellsAcross, 2))
         let cols = max(2, Int(((x1 - x0) / h).rounded())), rows = max(2, Int(((y1 - y0) / h).rounded()))
         // Cell centres.
-        let rho = field.evaluate(count: cols * rows, orbitals: []) { n in
+        let cell = { (n: Int) -> SIMD3<Double> in
             let r = n / cols, c = n % cols
             return plane.point(x: x0 + (Double(c) + 0.5) * (x1 - x0) / Double(cols),
                                y: y0 + (Double(r) + 0.5) * (y1 - y0) / Double(rows))
-        }.density
+        }
+        let rho = field.evaluate(count: cols * rows, orbitals: [], point: cell).density
         let fs = Float(scale)
-        var map = HeatMap(values: rho.map { $0 * fs }, columns: cols, rows: rows, xRange: x0...x1, yRange: y0...y1)
+        var values = rho.map { $0 * fs }
+        if let c = cores, !c.isEmpty {
+            for n in values.indices { values[n] += Float(c.density(bohr: cell(n) * bohrPerAngstrom)) }
+        }
+        var map = HeatMap(values: values, columns: cols, rows: rows, xRange: x0...x1, yRange: y0...y1)
         map.markers = zip(m.symbols, proj).enumerated().map { i, sp in
             HeatMap.Marker(x: sp.1.x, y: sp.1.y, label: "\(sp.0)\(i + 1)", filled: abs(sp.1.height) <= inPlane)
         }

@@ -134,7 +134,7 @@ public struct MoleculeCheck: Sendable {
             if med > 1.5 {
                 looksBohr = true
                 out.append(MoleculeIssue(.bohrUnits,
-                    "bond lengths look like bohr, not Å: the median distance from a hydrogen to its nearest atom is \(format(med)) Å (in bohr it would be \(format(med * bohrInAngstrom)) Å)"))
+                    "bond lengths look like bohr, not Å: the median distance from a hydrogen to its nearest atom is \(format(med)) Å (in bohr it would be \(format(med * angstromPerBohr)) Å)"))
             }
         } else if m.atomicNumbers.allSatisfy({ $0 <= 10 }) {
             let finite = nearest.filter(\.isFinite)
@@ -142,7 +142,7 @@ public struct MoleculeCheck: Sendable {
                 looksBohr = true
                 let med = median(finite)
                 out.append(MoleculeIssue(.bohrUnits,
-                    "bond lengths look like bohr, not Å: the median nearest-neighbour distance is \(format(med)) Å (in bohr it would be \(format(med * bohrInAngstrom)) Å)"))
+                    "bond lengths look like bohr, not Å: the median nearest-neighbour distance is \(format(med)) Å (in bohr it would be \(format(med * angstromPerBohr)) Å)"))
             }
         }
         if !looksBohr, let i = nearest.firstIndex(where: { !$0.isFinite }) {
@@ -207,8 +207,10 @@ public struct MoleculeCheck: Sendable {
     }
 }
 
-/// 1 bohr in Å (CODATA 2018).
-public let bohrInAngstrom = 0.529177210903
+/// 1 bohr in Å (CODATA 2018 bohr radius 0.529177210903 Å).
+public let angstromPerBohr = 0.529177210903
+/// 1 Å in bohr.
+public let bohrPerAngstrom = 1 / 0.529177210903
 
 /// Covalent radii (Å; Cordero et al. 2008, sp3 carbon) of H–Ar and common heavier
 /// main-group elements; 1.5 Å for the rest.
