@@ -88,6 +88,10 @@ struct Train: ParsableCommand {
     var elementBaseline = false
     @Option(help: "Clip each pass's gradient to this Euclidean norm.") var clipNorm: Double?
     @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = 1.0
+    @Option(help: "Density supervision: a folder of DFT density cubes of training molecules (ID.cube, .cube.gz or .cube.bz2, e/bohr³); the V step also fits the model's density to their valence density (docs/training.md).")
+    var densityTargets: String?
+    @Option(help: "Weight of the density term (Loss_ρ) in the V step. (default: 1 with --density-targets)")
+    var densityWeight: Double?
     @OptionGroup var chemistry: ChemistryOptions
 
     func validate() throws {
@@ -98,6 +102,8 @@ struct Train: ParsableCommand {
             guard LearningRateSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be step or cosine") }
             guard EnergyLoss(loss) != nil else { throw ValidationError("--loss must be mse, l1, huber or huber:DELTA with DELTA > 0") }
             if let b = timeBudget { _ = try parseDuration(b) }
+            if densityWeight != nil && densityTargets == nil { throw ValidationError("--density-weight needs --density-targets DIR") }
+            if let w = densityWeight, !(w > 0) || !w.isFinite { throw ValidationError("--density-weight must be positive") }
         } else if dataset != nil || output != nil {
             throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
         }
@@ -111,7 +117,9 @@ struct Train: ParsableCommand {
             let w = group.map { $0.workersPerRank[$0.rank] } ?? workers ?? defaultWorkers
             let trainer: Trainer
             if let r = resume {
-                trainer = try Trainer.resume(runDirectory: r, workers: w, group: group)
+                trainer = try Trainer.resume(runDirectory: r, workers: w, group: group) { options, architecture, train in
+                    try loadDensityTargets(options.densityTargets!, train: train, sphere: architecture.sphere, log: isRoot)
+                }
                 if isRoot { log("resuming \(r) at epoch \(trainer.records.count)") }
             } else {
                 let start = Date()
@@ -148,7 +156,16 @@ struct Train: ParsableCommand {
                 o.timeBudget = try timeBudget.map(parseDuration)
                 o.ema = ema; o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery
                 o.elementBaseline = elementBaseline; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
-                trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group)
+                var targets = [String: [Float]]()
+                if let dir = densityTargets {
+                    o.densityTargets = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+                    o.densityWeight = densityWeight ?? 1
+                    try o.validate()
+                    targets = try loadDensityTargets(o.densityTargets!, train: data.train,
+                                                     sphere: GridField.sphere(radius: radius, interval: gridInterval), log: isRoot)
+                }
+                trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group,
+                                      densityTargets: targets)
                 if isRoot {
                     log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
                                data.name, data.train.count, data.val.count, data.test.count, data.outputs,
@@ -249,4 +266,17 @@ func formatDuration(_ s: Double) -> String {
     if t >= 3600 { return String(format: "%dh%02dm", t / 3600, (t % 3600) / 60) }
     if t >= 60 { return String(format: "%dm%02ds", t / 60, t % 60) }
     return "\(t)s"
+}
+
+/// Density targets of the training molecules from a folder of cubes, with a line saying
+/// how many were found and how long it took.
+func loadDensityTargets(_ dir: String, train: [Molecule], sphere: [SIMD3<Double>], log shouldLog: Bool) throws -> [String: [Float]] {
+    let start = Date()
+    let (targets, missing) = try DensityTargets.load(directory: dir, molecules: train, sphere: sphere)
+    if targets.isEmpty { throw QDFError("no cube named after a training molecule (ID.cube, ID.cube.gz or ID.cube.bz2)", file: dir) }
+    if shouldLog {
+        log(String(format: "density targets: %d of %d training molecules (%d without a cube) from %@, %.1f s",
+                   targets.count, train.count, missing, dir, Date().timeIntervalSince(start)))
+    }
+    return targets
 }

@@ -92,9 +92,18 @@ struct DoubleReference {
         return s / Double(n)
     }
 
-    func lossV(_ batch: [MoleculeGeometry]) -> Double {
+    /// Loss_V, plus w·Loss_ρ (docs/model.md §16) over the molecules with a density target:
+    /// Σ_m Σ_i (N_f/N_e)|ρ_i − q_i| · w / (all grid points of the batch).
+    func lossV(_ batch: [MoleculeGeometry], densityWeight w: Double = 0) -> Double {
         var s = 0.0, n = 0
         for g in batch { for (v, t) in zip(potential(g), g.potential) { s += (v - Double(t)) * (v - Double(t)); n += 1 } }
+        if w > 0 {
+            for g in batch where !g.densityTarget.isEmpty {
+                let rho = orbitals(g).map { $0.reduce(0) { $0 + $1 * $1 } }
+                let f = Double(g.fieldCount) / Double(g.electronCount)
+                for (r, q) in zip(rho, g.densityTarget) { s += w * f * abs(r - Double(q)) }
+            }
+        }
         return s / Double(n)
     }
 }

@@ -42,15 +42,34 @@ struct GradientTests {
         return (model, geoms)
     }
 
-    func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never) throws {
-        let (model, geoms) = try Self.model(op, layers: layers)
+    func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never, densityWeight: Float = 0) throws {
+        var (model, geoms) = try Self.model(op, layers: layers)
+        if densityWeight > 0 {
+            // Targets for the first two molecules (the third has none): the model's own ρ
+            // moved by ±30 % at random, far from ρ so that no step of the differences
+            // crosses the kink of |ρ − q|, and scaled back to Σ q = N_e.
+            var rng = RandomGenerator(seed: 5)
+            for m in 0..<2 {
+                let rho = Engine(model: model).orbitalFields([geoms[m]], parameters: model.parameters)[0].density
+                var q = rho.map { $0 * (rng.nextIndex(2) == 0 ? 0.7 : 1.3) }
+                let f = Float(geoms[m].electronCount) / q.reduce(0, +)
+                q = q.map { $0 * f }
+                geoms[m].densityTarget = q
+            }
+        }
         let engine = Engine(model: model)
         engine.firstLayerThroughBasis = policy
         var reference = DoubleReference(model)
-        func loss() -> Double { path == "E" ? reference.lossE(geoms) : reference.lossV(geoms) }
+        func loss() -> Double { path == "E" ? reference.lossE(geoms) : reference.lossV(geoms, densityWeight: Double(densityWeight)) }
         var grad = [Float](repeating: 0, count: model.layout.totalCount)
         let engineLoss = path == "E" ? engine.energyLossAndGradient(geoms, parameters: model.parameters, gradient: &grad)
-                                     : engine.potentialLossAndGradient(geoms, parameters: model.parameters, gradient: &grad)
+                                     : engine.potentialLossAndGradient(geoms, parameters: model.parameters, gradient: &grad,
+                                                                       densityWeight: densityWeight)
+        if densityWeight > 0 {
+            // The density term weighs enough that a wrong gradient of it would show.
+            let without = reference.lossV(geoms), with = loss()
+            #expect(with - without > 0.2 * without, "Loss_V \(without), with Loss_ρ \(with)")
+        }
         // The forward passes agree first.
         #expect(abs(engineLoss - loss()) <= 1e-4 * abs(loss()), "\(path) loss: engine \(engineLoss), Float64 \(loss())")
         var rng = RandomGenerator(seed: 11)
@@ -103,6 +122,12 @@ struct GradientTests {
 
     @Test("Loss_V: ζ, coefficients, W_density, W_HK, W_potential")
     func potential() throws { try check(op: .sum, layers: 2, path: "V") }
+
+    @Test("Loss_V with the density term Loss_ρ (two of three molecules with targets)")
+    func potentialWithDensity() throws {
+        try check(op: .sum, layers: 2, path: "V", densityWeight: 40)
+        try check(op: .sum, layers: 0, path: "V", densityWeight: 60)
+    }
 
     @Test("Loss_V with no HK hidden layers")
     func potentialShallow() throws { try check(op: .sum, layers: 0, path: "V") }

@@ -86,6 +86,9 @@ public struct MoleculeGeometry: Sendable {
     /// P values added to the model's output for this molecule (its element baseline), or
     /// empty when the model has none.
     public let outputOffset: [Float]
+    /// The density target q_i on the field grid for density supervision (docs/model.md §16;
+    /// N_f values summing to N_e, model units), or empty.
+    public var densityTarget: [Float] = []
 
     /// Builds the geometry of `molecule` on the field of `sphere` (offsets in Å, see
     /// `GridField.sphere`), with the external potential if `withPotential`. Throws `QDFError`
@@ -123,5 +126,5 @@ public struct MoleculeGeometry: Sendable {
     }
 
     /// Approximate bytes held by this geometry (its arrays plus a fixed 128; for memory budgets).
-    public var byteCount: Int { 4 * (distances.count + potential.count + 3 * orbitalCount + properties.count) + 128 }
+    public var byteCount: Int { 4 * (distances.count + potential.count + densityTarget.count + 3 * orbitalCount + properties.count) + 128 }
 }

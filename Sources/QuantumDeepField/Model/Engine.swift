@@ -125,11 +125,13 @@ public final class Engine {
         withGradient(parameters, &gradient) { energyLossAndGradient(batch, $0, grad: $1, loss: loss) }
     }
 
-    /// Loss_V of the batch (docs/model.md §8, mean over all grid points); adds its gradient
-    /// into `gradient` (parameter layout, not zeroed first). Traps if a geometry was built
-    /// without the potential, or on wrongly sized `parameters` or `gradient`.
-    public func potentialLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float]) -> Double {
-        withGradient(parameters, &gradient) { potentialLossAndGradient(batch, $0, grad: $1) }
+    /// Loss_V of the batch (docs/model.md §8, mean over all grid points) plus, with a
+    /// `densityWeight` > 0, w·Loss_ρ over the molecules that carry a density target (§16);
+    /// adds its gradient into `gradient` (parameter layout, not zeroed first). Traps if a
+    /// geometry was built without the potential, or on wrongly sized `parameters` or `gradient`.
+    public func potentialLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
+                                         densityWeight: Float = 0) -> Double {
+        withGradient(parameters, &gradient) { potentialLossAndGradient(batch, $0, grad: $1, densityWeight: densityWeight) }
     }
 
     private func withGradient(_ parameters: [Float], _ gradient: inout [Float],
@@ -290,7 +292,7 @@ public final class Engine {
 
     /// Loss_V for the batch (forward included); adds its gradient into `grad`.
     package func potentialLossAndGradient(_ batch: [MoleculeGeometry], _ p: UnsafePointer<Float>,
-                                          grad: UnsafeMutablePointer<Float>) -> Double {
+                                          grad: UnsafeMutablePointer<Float>, densityWeight: Float = 0) -> Double {
         forwardOrbitals(batch, p)
         forwardPotential(p)
         dOut.reserve(rows)
@@ -302,12 +304,14 @@ public final class Engine {
                                     terms: rows, gradient: dOut.pointer + rowStart[m])
             }
         }
-        backwardPotential(p, grad: grad)
+        sum += backwardPotential(p, grad: grad, densityWeight: densityWeight)
         return sum / Double(rows)
     }
 
-    /// Backward of the V path from dV̂ (in `dOut`).
-    private func backwardPotential(_ p: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>) {
+    /// Backward of the V path from dV̂ (in `dOut`), with Loss_ρ's gradient added to dρ
+    /// when `densityWeight` > 0; returns w·Loss_ρ's sum over the batch (not yet ÷ rows).
+    private func backwardPotential(_ p: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
+                                   densityWeight: Float) -> Double {
         let H = hyper.hiddenHK
         dA.reserve(rows * max(H, dim)); dB.reserve(rows * max(H, dim)); dC.reserve(rows * max(H, dim))
         dRho.reserve(rows)
@@ -316,8 +320,20 @@ public final class Engine {
                                   g: g.map(\.pointer), dV: dOut.pointer, uc: uc.pointer,
                                   dTop: dA.pointer, dScratch: dB.pointer, dG: dC.pointer, dRho: dRho.pointer,
                                   compute: compute, scratch: scratch)
+        var densityLoss = 0.0
+        if densityWeight > 0 {
+            for (m, gm) in batch.enumerated() where !gm.densityTarget.isEmpty {
+                precondition(gm.densityTarget.count == rowCount[m], "density target of '\(gm.id)' does not match its grid")
+                densityLoss += gm.densityTarget.withUnsafeBufferPointer { q in
+                    Losses.densityDeviation(rho: rho.pointer + rowStart[m], target: q.baseAddress!, count: rowCount[m],
+                                            electrons: gm.electronCount, weight: densityWeight, terms: rows,
+                                            dRho: dRho.pointer + rowStart[m])
+                }
+            }
+        }
         HohenbergKohnMap.densityBackward(psi: h[0].pointer, dRho: dRho.pointer, rows: rows, dim: dim, dPsi: dA.pointer)
         backwardOrbitals(dPsi: dA.pointer, grad: grad)
+        return densityLoss
     }
 
     /// LCAO backward for every molecule of the batch from dψ (rows × dim, overwritten).

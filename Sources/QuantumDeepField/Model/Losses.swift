@@ -2,6 +2,10 @@
 //
 //   Loss_E = mean over molecules × outputs of ℓ(Ê − E), ℓ = the chosen `EnergyLoss`
 //   Loss_V = mean over all grid points of the batch of (V − V̂)²
+//   Loss_ρ = mean over the grid points of the batch's molecules with density targets of
+//            (N_f/N_e)|ρ_i − q_i|  (optional, docs/model.md §16): for one molecule,
+//            (1/N_f) Σ_i (N_f/N_e)|ρ_i − q_i| = Σ_i |ρ_i − q_i| / N_e, the field grid's
+//            analogue of ∫|Δρ| dV / N_e
 
 /// The loss on the predicted properties (Loss_E). The reference trains with `.mse`.
 public enum EnergyLoss: Sendable, Equatable, CustomStringConvertible {
@@ -79,5 +83,23 @@ package enum Losses {
             gradient[i] = d * inv
         }
         return sum
+    }
+
+    /// Loss_ρ's terms for one molecule: w·Σ_i (N_f/N_e)|ρ_i − q_i| over its `count` = N_f
+    /// points, and d/dρ_i = w·(N_f/N_e)·sign(ρ_i − q_i)/n added into `dRho` (n: terms of
+    /// the whole mean; the derivative at ρ_i = q_i is taken as 0). Returns the sum (not yet ÷ n).
+    @inline(__always)
+    package static func densityDeviation(rho: UnsafePointer<Float>, target: UnsafePointer<Float>, count: Int,
+                                         electrons: Int, weight: Float, terms n: Int,
+                                         dRho: UnsafeMutablePointer<Float>) -> Double {
+        let f = weight * Float(count) / Float(max(electrons, 1))
+        let g = f / Float(n)
+        var sum = 0.0
+        for i in 0..<count {
+            let d = rho[i] - target[i]
+            sum += Double(abs(d))
+            dRho[i] += d > 0 ? g : (d < 0 ? -g : 0)
+        }
+        return Double(f) * sum
     }
 }

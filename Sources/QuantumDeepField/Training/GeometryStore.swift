@@ -10,13 +10,30 @@ final class GeometryStore: Sendable {
     let architecture: ModelArchitecture
     let molecules: [Molecule]
     let withPotential: Bool
+    /// Density targets by molecule index (density supervision), attached to the geometries.
+    private let densityTargets: [Int: [Float]]
     private let cache: [MoleculeGeometry?]
     let cachedBytes: Int
 
-    init(architecture: ModelArchitecture, molecules: [Molecule], withPotential: Bool, budget: Int) throws {
+    /// `densityTargets`: molecule id → q on its field grid (N_f values); throws if one does
+    /// not match its molecule's grid.
+    init(architecture: ModelArchitecture, molecules: [Molecule], withPotential: Bool, budget: Int,
+         densityTargets: [String: [Float]] = [:]) throws {
         self.architecture = architecture
         self.molecules = molecules
         self.withPotential = withPotential
+        var targets = [Int: [Float]]()
+        if !densityTargets.isEmpty {
+            for (i, m) in molecules.enumerated() {
+                guard let q = densityTargets[m.id] else { continue }
+                guard q.count == architecture.sphere.count * m.atomCount else {
+                    throw QDFError("the density target of '\(m.id)' has \(q.count) values, its field grid \(architecture.sphere.count * m.atomCount) points")
+                }
+                targets[i] = q
+            }
+        }
+        self.densityTargets = targets
+        let attached = targets
         // Estimate each molecule's size to decide how many fit (N_f·M distances + N_f potential).
         let perAtom = architecture.sphere.count
         var fit = 0, bytes = 0
@@ -29,8 +46,10 @@ final class GeometryStore: Sendable {
         let total = fit
         let chunks = max(1, min(64, total / 16))
         let parts = try concurrentMap(chunks) { chunk in
-            try ((chunk * total / chunks)..<((chunk + 1) * total / chunks)).map {
-                try architecture.geometry(molecules[$0], withPotential: withPotential)
+            try ((chunk * total / chunks)..<((chunk + 1) * total / chunks)).map { i -> MoleculeGeometry in
+                var g = try architecture.geometry(molecules[i], withPotential: withPotential)
+                if let q = attached[i] { g.densityTarget = q }
+                return g
             }
         }
         let cache: [MoleculeGeometry?] = parts.flatMap { $0 } + [MoleculeGeometry?](repeating: nil, count: molecules.count - total)
@@ -43,7 +62,9 @@ final class GeometryStore: Sendable {
     func geometries(_ indices: [Int]) throws -> [MoleculeGeometry] {
         try indices.map { i in
             if let g = cache[i] { return g }
-            return try architecture.geometry(molecules[i], withPotential: withPotential)
+            var g = try architecture.geometry(molecules[i], withPotential: withPotential)
+            if let q = densityTargets[i] { g.densityTarget = q }
+            return g
         }
     }
 }

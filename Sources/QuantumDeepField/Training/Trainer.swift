@@ -51,6 +51,11 @@ public struct TrainingOptions: Sendable, Equatable {
     public var clipNorm: Double? = nil
     /// Weight of Loss_V's gradient (1: the reference).
     public var potentialWeight: Double = 1
+    /// Density supervision (docs/model.md §16): the folder of DFT density cubes of training
+    /// molecules (recorded so that a resumed run reloads them) and the weight w of Loss_ρ
+    /// in the V pass. nil / 0: off.
+    public var densityTargets: String? = nil
+    public var densityWeight: Double = 0
 
     /// The defaults.
     public init() {}
@@ -71,6 +76,13 @@ public struct TrainingOptions: Sendable, Equatable {
         guard evalEvery > 0 else { throw QDFError("--eval-every must be positive") }
         if let c = clipNorm { guard c > 0, c.isFinite else { throw QDFError("the clipping norm must be positive") } }
         guard potentialWeight >= 0, potentialWeight.isFinite else { throw QDFError("the Loss_V weight cannot be negative") }
+        guard densityWeight >= 0, densityWeight.isFinite else { throw QDFError("the density weight cannot be negative") }
+        if densityTargets != nil {
+            guard hkMap else { throw QDFError("density supervision acts in the V step: it needs the HK map (drop --no-hk-map)") }
+            guard densityWeight > 0 else { throw QDFError("density targets need a positive --density-weight") }
+        } else if densityWeight > 0 {
+            throw QDFError("--density-weight needs --density-targets DIR")
+        }
     }
 
     /// As strings for the model and state metadata.
@@ -82,7 +94,8 @@ public struct TrainingOptions: Sendable, Equatable {
          "time_budget": timeBudget.map { "\($0)" } ?? "none", "ema": ema.map { "\($0)" } ?? "none",
          "loss": energyLoss.description, "eval_every": String(evalEvery),
          "fit_element_baseline": elementBaseline ? "true" : "false",
-         "clip_norm": clipNorm.map { "\($0)" } ?? "none", "hk_weight": "\(potentialWeight)"]
+         "clip_norm": clipNorm.map { "\($0)" } ?? "none", "hk_weight": "\(potentialWeight)",
+         "density_targets": densityTargets ?? "none", "density_weight": "\(densityWeight)"]
     }
 
     init(metadata md: [String: String], hyper: Hyperparameters) throws {
@@ -120,6 +133,8 @@ public struct TrainingOptions: Sendable, Equatable {
         elementBaseline = md["fit_element_baseline"] == "true"
         clipNorm = try optionalNumber("clip_norm")
         potentialWeight = try optionalNumber("hk_weight") ?? 1
+        densityTargets = md["density_targets"].flatMap { $0 == "none" ? nil : $0 }
+        densityWeight = try optionalNumber("density_weight") ?? 0
     }
 }
 
@@ -197,8 +212,12 @@ public final class Trainer {
     /// (data parallelism over processes, docs/distributed.md) every rank constructs its
     /// trainer with the same arguments and its own `workers` (its entry of
     /// `group.workersPerRank`); only rank 0 touches the run folder.
+    ///
+    /// `densityTargets` (training molecule id → q on its field grid, `DensityTargets` in
+    /// QDFDensity) is required when `options.densityTargets` is set.
     public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String,
-                            workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil) throws {
+                            workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil,
+                            densityTargets: [String: [Float]] = [:]) throws {
         try options.validate()
         var hyper = options.hyper
         hyper.outputs = dataset.outputs
@@ -212,7 +231,8 @@ public final class Trainer {
         let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: metadata, seed: options.seed)
         var run = RunDirectory(unchecked: runDirectory)
         try Trainer.onRoot(group, "create the run folder") { run = try RunDirectory(creating: runDirectory) }
-        try self.init(dataset: dataset, options: opts, model: model, run: run, workers: workers, group: group)
+        try self.init(dataset: dataset, options: opts, model: model, run: run, workers: workers, group: group,
+                      densityTargets: densityTargets)
         rng = RandomGenerator(seed: options.seed &+ 1)
         // A checkpoint before the first batch: a run killed at any moment can be resumed.
         try writeCheckpoint()
@@ -229,7 +249,7 @@ public final class Trainer {
     public var communicationSeconds: Double { stepper.communicationSeconds }
 
     init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory,
-         workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil) throws {
+         workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil, densityTargets: [String: [Float]] = [:]) throws {
         self.dataset = dataset
         self.options = options
         self.run = run
@@ -245,12 +265,17 @@ public final class Trainer {
         stepper.energyLoss = options.energyLoss
         stepper.clipNorm = options.clipNorm
         stepper.potentialWeight = options.potentialWeight
+        stepper.densityWeight = options.densityWeight
         average = options.ema.map { ParameterAverage(decay: $0, initial: model.parameters) }
         let architecture = model.architecture
         evalEngines = WorkerPool(count: stepper.workers) { Engine(architecture: architecture) }
         rng = RandomGenerator(seed: options.seed &+ 1)
         let budget = options.cacheBytes
-        trainGeometry = try GeometryStore(architecture: architecture, molecules: dataset.train, withPotential: options.hkMap, budget: budget)
+        if options.densityTargets != nil && densityTargets.isEmpty {
+            throw QDFError("no density target matches a training molecule", file: options.densityTargets)
+        }
+        trainGeometry = try GeometryStore(architecture: architecture, molecules: dataset.train, withPotential: options.hkMap,
+                                          budget: budget, densityTargets: options.densityTargets == nil ? [:] : densityTargets)
         valGeometry = try GeometryStore(architecture: architecture, molecules: dataset.val, withPotential: false,
                                         budget: max(0, budget - trainGeometry.cachedBytes))
         testGeometry = try GeometryStore(architecture: architecture, molecules: dataset.test, withPotential: false,
@@ -262,8 +287,12 @@ public final class Trainer {
     /// state, it is malformed or no longer matches the model or the training set.
     /// With a `group`, rank 0 reads the checkpoint and sends it to the others; the number
     /// of ranks and workers may differ from the run's start.
+    ///
+    /// A run trained with density targets needs `densityTargets`, which is given the run's
+    /// options (its `densityTargets` folder) and training set and returns the targets.
     public static func resume(runDirectory: String, workers: Int = defaultWorkers,
-                              group: (any ProcessGroup)? = nil) throws -> Trainer {
+                              group: (any ProcessGroup)? = nil,
+                              densityTargets: ((TrainingOptions, ModelArchitecture, [Molecule]) throws -> [String: [Float]])? = nil) throws -> Trainer {
         var run = RunDirectory(unchecked: runDirectory)
         var stateBytes = Data(), curve = ""
         try onRoot(group, "read the checkpoint") {
@@ -279,7 +308,15 @@ public final class Trainer {
         let dataset = try Dataset.load(directory: state.datasetDirectory)
         let model = try QDFModel(file: state.modelFile)
         let options = try TrainingOptions(metadata: state.metadata, hyper: model.hyper)
-        let t = try Trainer(dataset: dataset, options: options, model: model, run: run, workers: workers, group: group)
+        var targets = [String: [Float]]()
+        if options.densityTargets != nil {
+            guard let load = densityTargets else {
+                throw QDFError("this run was trained with density targets (\(options.densityTargets!)); resume it with qdf train --resume", file: run.path)
+            }
+            targets = try load(options, model.architecture, dataset.train)
+        }
+        let t = try Trainer(dataset: dataset, options: options, model: model, run: run, workers: workers, group: group,
+                            densityTargets: targets)
         try t.restore(state, learningCurve: curve)
         return t
     }

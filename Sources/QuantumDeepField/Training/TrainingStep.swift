@@ -22,9 +22,10 @@ package final class GradientWorker {
     }
 
     /// The share's mean loss; its gradient replaces `gradient`.
-    func run(_ part: [MoleculeGeometry], parameters: [Float], potential: Bool, loss: EnergyLoss) -> Double {
+    func run(_ part: [MoleculeGeometry], parameters: [Float], potential: Bool, loss: EnergyLoss, densityWeight: Float) -> Double {
         for i in gradient.indices { gradient[i] = 0 }
-        return potential ? engine.potentialLossAndGradient(part, parameters: parameters, gradient: &gradient)
+        return potential ? engine.potentialLossAndGradient(part, parameters: parameters, gradient: &gradient,
+                                                           densityWeight: densityWeight)
                          : engine.energyLossAndGradient(part, parameters: parameters, gradient: &gradient, loss: loss)
     }
 }
@@ -52,6 +53,9 @@ public final class TrainingStep {
     public var clipNorm: Double? = nil
     /// Weight of Loss_V: the V pass's gradient is multiplied by it (1: the reference).
     public var potentialWeight: Double = 1
+    /// Weight w of the density term Loss_ρ in the V pass (docs/model.md §16), for the
+    /// molecules whose geometry carries a density target; 0: off (the reference).
+    public var densityWeight: Double = 0
     private var received: [Float] = []
 
     /// A step with `workers` (at least 1) engines on `compute`, created now. With a `group`,
@@ -112,9 +116,9 @@ public final class TrainingStep {
         precondition(local.count == layout.molecules(ofRank: group.rank).count, "local geometries of this rank's molecules")
         let shares = mine.map { s in Array(local[(layout.molecules(ofShare: s).lowerBound - base)..<(layout.molecules(ofShare: s).upperBound - base)]) }
         let current = parameters
-        let loss = energyLoss
+        let loss = energyLoss, densityWeight = Float(self.densityWeight)
         let losses = try! pool.run(shares.count) { w, worker in
-            worker.run(shares[w], parameters: current, potential: potential, loss: loss)
+            worker.run(shares[w], parameters: current, potential: potential, loss: loss, densityWeight: densityWeight)
         }
         let start = Date()
         var allLosses = [Double](repeating: 0, count: n)
@@ -154,9 +158,9 @@ public final class TrainingStep {
             ? shares.map { Double($0.reduce(0) { $0 + $1.fieldCount }) }
             : shares.map { Double($0.count) }
         let total = weights.reduce(0, +)
-        let current = parameters, loss = energyLoss
+        let current = parameters, loss = energyLoss, densityWeight = Float(self.densityWeight)
         let losses = try! pool.run(n) { w, worker in
-            worker.run(shares[w], parameters: current, potential: potential, loss: loss)
+            worker.run(shares[w], parameters: current, potential: potential, loss: loss, densityWeight: densityWeight)
         }
         let tensors = potential ? groups.potential : groups.energy
         pool.withAll { workers in
