@@ -64,7 +64,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = 3
     @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
     @Option(help: "Molecules per mini-batch.") var batchSize = 4
-    @Option(help: "Learning rate.") var lr = 1e-4
+    @Option(help: "Starting point for the options below: reference (the published recipe: StepLR from lr 1e-4, every epoch evaluated) or fast (bundled model v2's: lr 3e-4, 1 warm-up epoch, cosine to 1e-5 over a 2.5 h time budget, element baseline, EMA 0.9995, evaluation every 5 epochs; docs/training.md). Options given explicitly override it.")
+    var recipe: TrainingRecipe = .reference
+    @Option(help: "Learning rate. (default: 1e-4; fast: 3e-4)") var lr: Double?
     @Option(help: "Factor applied to the learning rate every --step-size epochs.") var lrDecay = 0.5
     @Option(help: "Epochs between learning-rate decays.") var stepSize = 200
     @Option(help: "Epochs.") var epochs = 2000
@@ -72,20 +74,20 @@ struct Train: ParsableCommand {
     @Flag(name: .customLong("no-hk-map"), help: "Train on E alone (the conventional baseline, no HK map).") var noHKMap = false
     @Option(help: "Memory for precomputed geometry, in GiB (per process).") var cacheGib = 8.0
     @Option(help: "Molecule-parallel workers (engines) of this process. Default: one per core (under mpirun/srun: per core the rank is bound to), at most 8.") var workers: Int?
-    @Option(help: "Learning-rate schedule: step (the reference's StepLR: --lr-decay every --step-size epochs) or cosine (warm-up, then cosine decay to --lr-min by the last epoch or the --time-budget).")
-    var schedule = "step"
-    @Option(help: "Epochs of linear learning-rate warm-up (fractions allowed).") var warmupEpochs = 0.0
-    @Option(help: "Learning rate the cosine schedule ends at.") var lrMin = 0.0
-    @Option(help: "Stop after this much training time, evaluation included (e.g. 90m, 2.5h, 3600s), with the final evaluation and model written; the cosine schedule is sized to it.")
+    @Option(help: "Learning-rate schedule: step (the reference's StepLR: --lr-decay every --step-size epochs) or cosine (warm-up, then cosine decay to --lr-min by the last epoch or the --time-budget). (default: step; fast: cosine)")
+    var schedule: String?
+    @Option(help: "Epochs of linear learning-rate warm-up (fractions allowed). (default: 0; fast: 1)") var warmupEpochs: Double?
+    @Option(help: "Learning rate the cosine schedule ends at. (default: 0; fast: 1e-5)") var lrMin: Double?
+    @Option(help: "Stop after this much training time, evaluation included (e.g. 90m, 2.5h, 3600s; none: no limit), with the final evaluation and model written; the cosine schedule is sized to it. (default: none; fast: 2.5h)")
     var timeBudget: String?
-    @Option(help: "Keep an exponential moving average of the parameters with this decay (e.g. 0.999); it is evaluated and written as the model.")
+    @Option(help: "Keep an exponential moving average of the parameters with this decay (e.g. 0.999); it is evaluated and written as the model; 0: none. (default: none; fast: 0.9995)")
     var ema: Double?
     @Option(help: "Loss on the property: mse (the reference), l1, huber or huber:DELTA (δ in the property's unit).")
     var loss = "mse"
-    @Option(help: "Evaluate val and test (and write the model and predictions) every this many epochs, and after the last.")
-    var evalEvery = 1
-    @Flag(help: "Fit per-element reference values on the training set (least squares) and learn the residual; they are stored in the model and added to its predictions.")
-    var elementBaseline = false
+    @Option(help: "Evaluate val and test (and write the model and predictions) every this many epochs, and after the last. (default: 1; fast: 5)")
+    var evalEvery: Int?
+    @Flag(inversion: .prefixedNo, help: "Fit per-element reference values on the training set (least squares) and learn the residual; they are stored in the model and added to its predictions. (default: off; fast: on)")
+    var elementBaseline: Bool?
     @Option(help: "Clip each pass's gradient to this Euclidean norm.") var clipNorm: Double?
     @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = 1.0
     @Option(help: "Density supervision: a folder of DFT density cubes of training molecules (ID.cube, .cube.gz or .cube.bz2, e/bohr³); the V step also fits the model's density to their valence density (docs/training.md).")
@@ -99,9 +101,9 @@ struct Train: ParsableCommand {
             guard dataset != nil else { throw ValidationError("give a dataset folder, or --resume RUN_DIR") }
             guard output != nil else { throw ValidationError("give --output RUN_DIR") }
             if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be sum or mean") }
-            guard LearningRateSchedule(rawValue: schedule) != nil else { throw ValidationError("--schedule must be step or cosine") }
+            if let s = schedule, LearningRateSchedule(rawValue: s) == nil { throw ValidationError("--schedule must be step or cosine") }
             guard EnergyLoss(loss) != nil else { throw ValidationError("--loss must be mse, l1, huber or huber:DELTA with DELTA > 0") }
-            if let b = timeBudget { _ = try parseDuration(b) }
+            if let b = timeBudget, b != "none" { _ = try parseDuration(b) }
             if densityWeight != nil && densityTargets == nil { throw ValidationError("--density-weight needs --density-targets DIR") }
             if let w = densityWeight, !(w > 0) || !w.isFinite { throw ValidationError("--density-weight must be positive") }
         } else if dataset != nil || output != nil {
@@ -148,14 +150,23 @@ struct Train: ParsableCommand {
                 o.hyper = Hyperparameters(basisSet: try BasisSet(basisSet), radius: radius, gridInterval: gridInterval,
                                           dim: dim, layerFunctional: layerFunctional, hiddenHK: hiddenHK, layerHK: layerHK,
                                           operation: readout.readout)
-                o.batchSize = batchSize; o.learningRate = lr; o.lrDecay = lrDecay; o.stepSize = stepSize
+                let fast = recipe == .fast
+                o.batchSize = batchSize; o.learningRate = lr ?? (fast ? 3e-4 : 1e-4); o.lrDecay = lrDecay; o.stepSize = stepSize
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
-                o.schedule = LearningRateSchedule(rawValue: schedule)!
-                o.warmupEpochs = warmupEpochs; o.lrMin = lrMin
-                o.timeBudget = try timeBudget.map(parseDuration)
-                o.ema = ema; o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery
-                o.elementBaseline = elementBaseline; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
+                o.schedule = LearningRateSchedule(rawValue: schedule ?? (fast ? "cosine" : "step"))!
+                o.warmupEpochs = warmupEpochs ?? (fast ? 1 : 0); o.lrMin = lrMin ?? (fast ? 1e-5 : 0)
+                let budget = timeBudget ?? (fast ? "2.5h" : "none")
+                o.timeBudget = budget == "none" ? nil : try parseDuration(budget)
+                let decay = ema ?? (fast ? 0.9995 : 0)
+                o.ema = decay == 0 ? nil : decay
+                o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery ?? (fast ? 5 : 1)
+                o.elementBaseline = elementBaseline ?? fast; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
+                if fast && isRoot {
+                    log("recipe fast: " + String(format: "lr %g, %@ schedule, %g warm-up epoch(s) to lr-min %g, time budget %@, EMA %@, element baseline %@, evaluation every %d epochs",
+                                                 o.learningRate, o.schedule.rawValue, o.warmupEpochs, o.lrMin, budget,
+                                                 o.ema.map { "\($0)" } ?? "off", o.elementBaseline ? "on" : "off", o.evalEvery))
+                }
                 var targets = [String: [Float]]()
                 if let dir = densityTargets {
                     o.densityTargets = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
@@ -279,4 +290,12 @@ func loadDensityTargets(_ dir: String, train: [Molecule], sphere: [SIMD3<Double>
                    targets.count, train.count, missing, dir, Date().timeIntervalSince(start)))
     }
     return targets
+}
+
+/// `qdf train --recipe`: the defaults the other options start from.
+enum TrainingRecipe: String, ExpressibleByArgument, CaseIterable {
+    /// The published recipe (the options' plain defaults).
+    case reference
+    /// Bundled model v2's recipe (docs/training.md, docs/model-card.md).
+    case fast
 }

@@ -209,4 +209,30 @@ struct RecipeTests {
         let again = try Trainer.resume(runDirectory: dir.file("run"))
         #expect(try again.train() == .finished && again.model.parameters == t.model.parameters)
     }
+
+    @Test("qdf train --recipe fast sets v2's options; explicit options override it",
+          .enabled(if: InterruptionTests.available, "the qdf executable was not built beside the tests"))
+    func fastRecipe() throws {
+        let dir = try TemporaryDirectory()
+        let data = try TrainingTests.writeDataset(dir)
+        let small = ["--epochs", "2", "--dim", "24", "--hidden-hk", "16", "--layer-functional", "2", "--layer-hk", "2",
+                     "--batch-size", "4", "--allow-open-shell", "--allow-geometry"]
+        let r = try InterruptionTests.run(["train", data, "-o", dir.file("fast"), "--recipe", "fast"] + small)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("recipe fast"))
+        let fast = try QDFModel.load(path: dir.file("fast/model.safetensors")).metadata
+        #expect(fast["schedule"] == "cosine" && fast["lr"] == "0.0003" && fast["lr_min"] == "1e-05")
+        #expect(fast["warmup_epochs"] == "1.0" && fast["ema"] == "0.9995" && fast["eval_every"] == "5")
+        #expect(fast["fit_element_baseline"] == "true" && fast["time_budget"] == "9000.0")
+        let o = try InterruptionTests.run(["train", data, "-o", dir.file("own"), "--recipe", "fast", "--lr", "1e-3", "--ema", "0",
+                                           "--no-element-baseline", "--time-budget", "none", "--eval-every", "1"] + small)
+        #expect(o.status == 0, "\(o.stderr)")
+        let own = try QDFModel.load(path: dir.file("own/model.safetensors")).metadata
+        #expect(own["schedule"] == "cosine" && own["lr"] == "0.001" && own["ema"] == "none")
+        #expect(own["fit_element_baseline"] == "false" && own["time_budget"] == "none" && own["eval_every"] == "1")
+        let plain = try InterruptionTests.run(["train", data, "-o", dir.file("plain")] + small)
+        #expect(plain.status == 0)
+        let ref = try QDFModel.load(path: dir.file("plain/model.safetensors")).metadata
+        #expect(ref["schedule"] == "step" && ref["lr"] == "0.0001" && ref["ema"] == "none" && ref["fit_element_baseline"] == "false")
+    }
 }
