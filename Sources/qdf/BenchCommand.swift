@@ -18,9 +18,32 @@ struct Bench: ParsableCommand {
     @Option(help: "A file to predict for the inference measurement (read from disk as part of it).") var infer: String?
     @Option(help: "Synthetic molecules for inference when no --infer file is given.") var inferMolecules = 1000
     @Flag(help: "Print JSON instead of a table.") var json = false
+    @Flag(help: "Only compare the GEMM libraries that load (openblas, scipy-openblas, blis) at the model's shapes; QDF_BLAS chooses the one qdf uses.")
+    var compareBlas = false
 
     func run() throws {
         try reportingErrors {
+            if compareBlas {
+                let cores = ProcessInfo.processInfo.activeProcessorCount
+                let results = Benchmark.compareLibraries(cores: cores)
+                if json {
+                    let obj: [[String: Any]] = results.map { r in
+                        ["name": r.info.name, "library": r.info.library, "config": r.info.config, "kernel": r.info.coreName,
+                         "gemm": r.gemm.map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] },
+                         "limit_gflops": r.gemm.map(\.gflops).max() ?? 0]
+                    }
+                    let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+                    print(String(decoding: data, as: UTF8.self))
+                } else {
+                    print("GEMM libraries at the model's shapes, \(cores) cores (GFLOP/s; in use: \(BLAS.shared.info.name), \(BLAS.shared.info.choice))")
+                    for r in results {
+                        print("\(r.info.name): \(r.info.library), \(r.info.config), kernel \(r.info.coreName)")
+                        for g in r.gemm { print(String(format: "  %-52@ %7.1f", g.label as NSString, g.gflops)) }
+                        print(String(format: "  %-52@ %7.1f", "limit" as NSString, r.gemm.map(\.gflops).max() ?? 0))
+                    }
+                }
+                return
+            }
             let trainSet = try train.map { try readMolecules($0) }
             let r = try Benchmark.run(trainSet: trainSet, trainMolecules: trainMolecules, inferFile: infer,
                                       openInfer: infer.map { file in { try openMoleculeFile(file) } },

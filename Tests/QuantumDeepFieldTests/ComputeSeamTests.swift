@@ -34,6 +34,40 @@ private final class CountingBackend: ComputeBackend {
 
 @Suite("Compute seam and scratch memory")
 struct ComputeSeamTests {
+    @Test("Every GEMM library that loads (openblas, scipy-openblas, blis) computes what the portable GEMM does, in all four transposes and with β")
+    func everyLibraryAgreesWithPortable() throws {
+        var rng = RandomGenerator(seed: 3)
+        let (m, n, k) = (37, 29, 53)
+        let a = (0..<(m * k)).map { _ in Float(rng.nextUniform(-1, 1)) }, b = (0..<(k * n)).map { _ in Float(rng.nextUniform(-1, 1)) }
+        let c0 = (0..<(m * n)).map { _ in Float(rng.nextUniform(-1, 1)) }
+        var loaded = [String]()
+        for lib in GEMMLibrary.known {
+            let blas = BLAS(candidates: [lib], choice: "test")
+            guard blas.info.name == lib.name else { continue }
+            loaded.append(lib.name)
+            #expect(blas.threads == 1 || blas.userSetThreads, "\(lib.name) runs \(blas.threads) threads")
+            for ta in [Transpose.none, .transpose] {
+                for tb in [Transpose.none, .transpose] {
+                    for beta: Float in [0, 1, 0.5] {
+                        var want = c0, got = c0
+                        let lda = ta == .none ? k : m, ldb = tb == .none ? n : k
+                        BLAS.portableSgemm(ta, tb, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: ldb,
+                                           beta: beta, c: &want, ldc: n)
+                        blas.sgemm(ta, tb, m: m, n: n, k: k, alpha: 0.7, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: &got, ldc: n)
+                        let worst = zip(want, got).map { abs($0 - $1) }.max()!
+                        #expect(worst < 1e-5, "\(lib.name) \(ta) \(tb) β \(beta): max difference \(worst)")
+                    }
+                }
+            }
+        }
+        // Debian's OpenBLAS is what CI installs; the others when scripts/setup --blas ran.
+        #expect(loaded.contains("openblas"), "OpenBLAS (libopenblas0) did not load")
+        print("GEMM libraries checked against the portable GEMM: \(loaded.joined(separator: ", "))")
+        // A library that does not exist: the portable GEMM, and the choice says so.
+        let none = BLAS(candidates: [GEMMLibrary(name: "x", files: ["libdoes-not-exist.so"], prefix: "")], choice: "test")
+        #expect(none.info.name == "builtin" && none.info.choice.contains("none could be loaded"))
+    }
+
     @Test("The engine on the portable GEMM gives BLAS's predictions and gradients")
     func portableAgainstBLAS() throws {
         let (model, geoms) = try GradientTests.model(.sum, layers: 2)

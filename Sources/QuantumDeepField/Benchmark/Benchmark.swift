@@ -89,9 +89,8 @@ public enum Benchmark {
     /// at once on as many threads (qdf's molecule-parallel layout), for at least `seconds`
     /// (wall clock); the rates of the copies are summed.
     public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, copies: Int = 1,
-                                seconds: Double = 0.6) -> Double {
+                                seconds: Double = 0.6, compute: any ComputeBackend = defaultCompute) -> Double {
         let copies = max(1, copies)
-        let compute = defaultCompute
         let rates = try! concurrentMap(copies) { w -> Double in
             var a = [Float](repeating: 0, count: m * k), b = [Float](repeating: 0, count: k * n)
             var c = [Float](repeating: 0, count: m * n)
@@ -109,6 +108,32 @@ public enum Benchmark {
             }}}
         }
         return rates.reduce(0, +)
+    }
+
+    /// The GEMM shapes the model runs (functional/HK layers over a batch's grid points, the
+    /// weight-gradient shape, and the evaluation batch), each on every core at once, measured
+    /// on `compute`. One worker's share of a batch of 4 is 2 molecules ≈ 1350 grid points.
+    public static func modelShapes(cores: Int, compute: any ComputeBackend = defaultCompute,
+                                   seconds: Double = 0.6) -> [BenchmarkReport.GEMM] {
+        let shapes: [(String, Int, Int, Int, Transpose)] = [
+            ("layer, 2 molecules (1350×250·250×250ᵀ)", 1350, 250, 250, .transpose),
+            ("weight gradient (250×1350·1350×250)", 250, 250, 1350, .none),
+            ("layer, 32 molecules (21500×250·250×250ᵀ)", 21500, 250, 250, .transpose),
+        ]
+        return shapes.map { label, m, n, k, t in
+            .init(label: "\(label) ×\(cores)", m: m, n: n, k: k,
+                  gflops: gemmRate(m: m, n: n, k: k, transB: t, copies: cores, seconds: seconds, compute: compute))
+        }
+    }
+
+    /// Every GEMM library of `GEMMLibrary.known` that loads, each measured at the model's
+    /// shapes on every core (`modelShapes`), one after another in this process.
+    public static func compareLibraries(cores: Int, seconds: Double = 0.6) -> [(info: BLASInfo, gemm: [BenchmarkReport.GEMM])] {
+        GEMMLibrary.known.compactMap { lib in
+            let blas = BLAS(candidates: [lib], choice: "qdf bench --compare-blas")
+            guard blas.info.name == lib.name else { return nil }
+            return (blas.info, modelShapes(cores: cores, compute: blas, seconds: seconds))
+        }
     }
 
     /// The process's peak resident set size so far, in MiB (`getrusage` ru_maxrss, KiB on Linux).
@@ -131,21 +156,9 @@ public enum Benchmark {
                            inferWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
         var r = BenchmarkReport(blas: BLAS.shared.info, cores: ProcessInfo.processInfo.activeProcessorCount)
-        // 1. The limit: sgemm at the shapes the model runs (functional/HK layers over a batch's grid
-        //    points, the weight-gradient shape, and the evaluation batch).
+        // 1. The limit: sgemm at the shapes the model runs.
         progress("sgemm at the model's shapes")
-        // One worker's share of a batch of 4 (2 molecules ≈ 1350 grid points), an evaluation
-        // batch of 32 molecules, and the weight-gradient shape; on every core at once.
-        let cores = r.cores
-        let shapes: [(String, Int, Int, Int, Transpose)] = [
-            ("layer, 2 molecules (1350×250·250×250ᵀ)", 1350, 250, 250, .transpose),
-            ("weight gradient (250×1350·1350×250)", 250, 250, 1350, .none),
-            ("layer, 32 molecules (21500×250·250×250ᵀ)", 21500, 250, 250, .transpose),
-        ]
-        for (label, m, n, k, t) in shapes {
-            r.gemm.append(.init(label: "\(label) ×\(cores)", m: m, n: n, k: k,
-                                gflops: gemmRate(m: m, n: n, k: k, transB: t, copies: cores)))
-        }
+        r.gemm = modelShapes(cores: r.cores)
         r.gemmLimit = r.gemm.map(\.gflops).max() ?? 0
 
         // 2. Training.

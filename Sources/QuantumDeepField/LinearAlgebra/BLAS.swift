@@ -8,8 +8,11 @@
 // (SkylakeX/Cooperlake for AVX-512, Haswell for AVX2+FMA). A kernel the CPU
 // cannot run is never chosen (SkylakeX on an AVX2-only CPU dies with SIGILL).
 //
-// If no OpenBLAS can be loaded, a portable Swift GEMM is used instead and
-// `BLAS.info` says so.
+// Which library: QDF_BLAS chooses one by name (openblas, scipy-openblas, blis, builtin) or
+// by path; otherwise the first of `GEMMLibrary.known` that loads. OpenBLAS and
+// scipy-openblas (the OpenBLAS build SciPy ships on PyPI, symbols prefixed scipy_) take
+// the kernel choice above; BLIS picks its own kernel. If no library can be loaded, a
+// portable Swift GEMM is used instead and `BLAS.info` says so.
 
 #if canImport(Glibc)
 import Glibc
@@ -23,10 +26,39 @@ import Synchronization
 /// `.none` as stored (op(X) = X), `.transpose` transposed (op(X) = Xᵀ).
 public enum Transpose: Sendable { case none, transpose }
 
+/// A GEMM library qdf can load at run time.
+public struct GEMMLibrary: Sendable, Equatable {
+    /// Its name for QDF_BLAS and reports.
+    public var name: String
+    /// File names tried with dlopen, in order.
+    public var files: [String]
+    /// The prefix of its exported symbols ("scipy_" for scipy-openblas).
+    public var prefix: String
+
+    public init(name: String, files: [String], prefix: String) {
+        self.name = name
+        self.files = files
+        self.prefix = prefix
+    }
+
+    /// The libraries qdf knows, in the default order of preference: Debian's OpenBLAS
+    /// (libopenblas0), the OpenBLAS of PyPI's scipy-openblas32 (libscipy_openblas.so on the
+    /// library path; `scripts/setup --blas`), BLIS (libblis4).
+    public static let known: [GEMMLibrary] = [
+        GEMMLibrary(name: "openblas", files: ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib", "libopenblas.0.dylib"], prefix: ""),
+        GEMMLibrary(name: "scipy-openblas", files: ["libscipy_openblas.so"], prefix: "scipy_"),
+        GEMMLibrary(name: "blis", files: ["libblis.so.4", "libblis.so"], prefix: ""),
+    ]
+}
+
 /// What `qdf info` and `qdf bench` report about the GEMM library in use.
 public struct BLASInfo: Sendable, CustomStringConvertible {
     /// Path or name of the loaded library, or "builtin" for the portable Swift GEMM.
     public var library: String
+    /// The library's name (`GEMMLibrary.name`, "builtin", or "path" for a QDF_BLAS path).
+    public var name: String = "builtin"
+    /// Why it was chosen.
+    public var choice: String = ""
     /// `openblas_get_config()`.
     public var config: String
     /// `openblas_get_corename()`: the CPU kernel in use.
@@ -37,7 +69,7 @@ public struct BLASInfo: Sendable, CustomStringConvertible {
     public var coreTypeSetting: String
     /// A five-line, human-readable summary (library, config, kernel, threads, core type).
     public var description: String {
-        "BLAS: \(library)\n  config: \(config)\n  kernel: \(coreName)\n  threads: \(threads)\n  OPENBLAS_CORETYPE: \(coreTypeSetting)"
+        "BLAS: \(library)\n  chosen: \(choice)\n  config: \(config)\n  kernel: \(coreName)\n  threads: \(threads)\n  OPENBLAS_CORETYPE: \(coreTypeSetting)"
     }
 }
 
@@ -53,7 +85,7 @@ public final class BLAS: Sendable {
     typealias SetIntFn = @convention(c) (Int32) -> Void
 
     private let sgemmFn: SgemmFn?
-    private let getThreadsFn: IntFn?
+    private let getThreadsFn: (@Sendable () -> Int32)?
     /// What was loaded and how (for `qdf info` and `qdf bench`).
     public let info: BLASInfo
     /// Whether the environment set BLAS's thread count (then qdf leaves it).
@@ -83,31 +115,82 @@ public final class BLAS: Sendable {
         return "\(c) (chosen by qdf from the CPU flags)"
     }
 
-    private init() {
+    /// The library QDF_BLAS names, or the first of `GEMMLibrary.known` that loads.
+    private convenience init() {
+        let env = ProcessInfo.processInfo.environment["QDF_BLAS"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        if env.isEmpty {
+            self.init(candidates: GEMMLibrary.known, choice: "the first that loads of \(GEMMLibrary.known.map(\.name).joined(separator: ", ")) (QDF_BLAS unset)")
+        } else if env == "builtin" {
+            self.init(candidates: [], choice: "QDF_BLAS=builtin")
+        } else if let lib = GEMMLibrary.known.first(where: { $0.name == env }) {
+            self.init(candidates: [lib], choice: "QDF_BLAS=\(env)")
+        } else {
+            let prefix = env.contains("scipy_openblas") ? "scipy_" : ""
+            self.init(candidates: [GEMMLibrary(name: "path", files: [env], prefix: prefix)], choice: "QDF_BLAS=\(env)")
+        }
+    }
+
+    /// Loads the first of `candidates` that has cblas_sgemm (the portable GEMM if none).
+    /// Libraries are opened RTLD_LOCAL, so several can be loaded side by side (`qdf bench
+    /// --compare-blas` measures each).
+    public init(candidates: [GEMMLibrary], choice: String) {
         let decision = BLAS.chooseCoreType()
         var handle: UnsafeMutableRawPointer? = nil
-        var loadedName = "builtin"
-        for name in ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib", "libopenblas.0.dylib"] {
-            if let h = dlopen(name, RTLD_NOW | RTLD_GLOBAL) { handle = h; loadedName = name; break }
+        var loadedName = "builtin", chosen = GEMMLibrary(name: "builtin", files: [], prefix: "")
+        search: for lib in candidates {
+            for file in lib.files {
+                guard let h = dlopen(file, RTLD_NOW | RTLD_LOCAL) else { continue }
+                if dlsym(h, lib.prefix + "cblas_sgemm") != nil { handle = h; loadedName = file; chosen = lib; break search }
+                dlclose(h)
+            }
         }
         func sym<T>(_ name: String, _ type: T.Type) -> T? {
-            guard let h = handle, let p = dlsym(h, name) else { return nil }
+            guard let h = handle, let p = dlsym(h, chosen.prefix + name) else { return nil }
             return unsafeBitCast(p, to: type)
         }
         sgemmFn = sym("cblas_sgemm", SgemmFn.self)
-        let setThreadsFn = sym("openblas_set_num_threads", SetIntFn.self)
-        getThreadsFn = sym("openblas_get_num_threads", IntFn.self)
-        let config = sym("openblas_get_config", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
-        let core = sym("openblas_get_corename", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
-        if sgemmFn == nil { loadedName = "builtin (portable Swift GEMM; install libopenblas0 for full speed)" }
+        // BLIS counts threads in dim_t (64-bit): wrap its setter and getter.
+        typealias SetDimFn = @convention(c) (Int) -> Void
+        typealias DimFn = @convention(c) () -> Int
+        var setThreadsFn: ((Int32) -> Void)? = nil
+        var getThreads: (@Sendable () -> Int32)? = nil
+        if let set = sym("openblas_set_num_threads", SetIntFn.self) {
+            setThreadsFn = { (n: Int32) -> Void in set(n) }
+        } else if let set = sym("bli_thread_set_num_threads", SetDimFn.self) {
+            setThreadsFn = { (n: Int32) -> Void in set(Int(n)) }
+        }
+        if let get = sym("openblas_get_num_threads", IntFn.self) {
+            getThreads = { @Sendable () -> Int32 in get() }
+        } else if let get = sym("bli_thread_get_num_threads", DimFn.self) {
+            getThreads = { @Sendable () -> Int32 in Int32(truncatingIfNeeded: get()) }
+        }
+        getThreadsFn = getThreads
+        var config = sym("openblas_get_config", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
+        var core = sym("openblas_get_corename", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
+        if let version = sym("bli_info_get_version_str", StringFn.self).flatMap({ $0() }) {
+            config = "BLIS " + String(cString: version)
+            typealias ArchString = @convention(c) (Int32) -> UnsafePointer<CChar>?
+            if let query = sym("bli_arch_query_id", IntFn.self), let name = sym("bli_arch_string", ArchString.self),
+               let s = name(query()) { core = String(cString: s) }
+        }
+        if sgemmFn == nil {
+            loadedName = "builtin (portable Swift GEMM; install libopenblas0 for full speed)"
+            if choice.hasPrefix("QDF_BLAS=") && choice != "QDF_BLAS=builtin" {
+                // An explicit choice that cannot be honoured is said at once, not only in `qdf info`.
+                let names = candidates.flatMap(\.files).joined(separator: ", ")
+                FileHandle.standardError.write(Data("qdf: warning: \(choice): cannot load \(names) (or it has no cblas_sgemm); using the portable Swift GEMM, which is much slower\n".utf8))
+            }
+        }
         // qdf parallelizes over molecules (one worker per core, each with its own
         // engine), so BLAS itself runs single-threaded: faster on QDF's mid-sized GEMMs,
         // no idle spinning during the scalar work, and results that do not depend on
         // timing. A thread count the user set in the environment is left as is.
         let env = ProcessInfo.processInfo.environment
-        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"].contains { env[$0] != nil }
+        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"].contains { env[$0] != nil }
         if !userSetThreads { setThreadsFn?(1) }
-        info = BLASInfo(library: loadedName, config: config, coreName: core,
+        info = BLASInfo(library: loadedName, name: sgemmFn == nil ? "builtin" : chosen.name,
+                        choice: sgemmFn == nil && !candidates.isEmpty ? choice + "; none could be loaded" : choice,
+                        config: config, coreName: core,
                         threads: Int(getThreadsFn?() ?? 1), coreTypeSetting: decision)
     }
 
