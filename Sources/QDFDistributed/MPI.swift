@@ -149,19 +149,6 @@ public func launchedProcessCount(environment env: [String: String] = ProcessInfo
     return nil
 }
 
-/// The cores this process may run on (its CPU affinity: a launcher that binds each rank to
-/// some cores sets it), at most 8 like `defaultWorkers`; `defaultWorkers` where unknown.
-public func coresOfThisProcess() -> Int {
-    // Linux: the affinity mask in /proc/self/status ("Cpus_allowed:\tff,ffffffff").
-    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-       let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) {
-        let hex = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
-        let n = hex.reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
-        if n > 0 { return min(n, 8) }
-    }
-    return defaultWorkers
-}
-
 /// The process group of an MPI job (MPI_COMM_WORLD), for qdf's data parallelism.
 ///
 /// All MPI calls are made from the thread that created the group (MPI_THREAD_FUNNELED).
@@ -356,7 +343,7 @@ public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
 /// `workers` engines on this rank (default: the cores it is bound to); nil otherwise.
 public func startMPIIfLaunched(workers: Int?) throws -> MPIProcessGroup? {
     guard let n = launchedProcessCount(), n > 1 else { return nil }
-    return try MPIProcessGroup(workers: workers ?? coresOfThisProcess())
+    return try MPIProcessGroup(workers: workers ?? defaultWorkers)  // the cores this rank is bound to (availableCores)
 }
 
 /// The MPI library qdf would load (nothing is initialized), or the reason none can be.

@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if compareBlas {
-                let cores = ProcessInfo.processInfo.activeProcessorCount
+                let cores = availableCores
                 let results = Benchmark.compareLibraries(cores: cores)
                 if json {
                     let obj: [[String: Any]] = results.map { r in

@@ -20,13 +20,13 @@ struct Info: ParsableCommand {
             if let g = group, g.rank != 0 { g.finish(); return }
             print("qdf \(qdfVersion)")
             print(BLAS.shared.info.description)
-            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let cores = availableCores
             if let g = group {
                 print("MPI: \(g.size) ranks, workers per rank \(g.workersPerRank.map(String.init).joined(separator: " ")); \(g.library)")
             } else {
                 print(mpiDescription())
             }
-            print("parallelism: \(cores) molecule-parallel worker\(cores == 1 ? "" : "s") (one per core), compute backend: \(defaultCompute.name), BLAS threads per worker: \(BLAS.shared.threads)\(BLAS.shared.userSetThreads ? " (set in the environment)" : "")")
+            print("parallelism: \(cores) molecule-parallel worker\(cores == 1 ? "" : "s") (one per core it may use), compute backend: \(defaultCompute.name), BLAS threads per worker: \(BLAS.shared.threads)\(BLAS.shared.userSetThreads ? " (set in the environment)" : "")")
             if let path = model {
                 let m = try QDFModel.load(path: path)
                 let h = m.hyper

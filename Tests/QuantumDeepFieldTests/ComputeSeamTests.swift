@@ -68,6 +68,24 @@ struct ComputeSeamTests {
         #expect(none.info.name == "builtin" && none.info.choice.contains("none could be loaded"))
     }
 
+    @Test("Workers follow the CPUs the process may use (taskset), not the machine's count",
+          .enabled(if: InterruptionTests.available && FileManager.default.isExecutableFile(atPath: "/usr/bin/taskset"),
+                   "needs the qdf executable and taskset"))
+    func workersFollowAffinity() throws {
+        #expect(availableCores >= 1 && availableCores <= ProcessInfo.processInfo.activeProcessorCount)
+        #expect(defaultWorkers == min(availableCores, 8))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+        p.arguments = ["-c", "0", InterruptionTests.qdf, "info"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(text.contains("parallelism: 1 molecule-parallel worker "), "\(text)")
+    }
+
     @Test("The engine on the portable GEMM gives BLAS's predictions and gradients")
     func portableAgainstBLAS() throws {
         let (model, geoms) = try GradientTests.model(.sum, layers: 2)

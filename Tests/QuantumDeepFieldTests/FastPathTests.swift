@@ -28,6 +28,68 @@ struct FastPathTests {
         }
     }
 
+    @Test("The vectorized exp is within 2 ulp of expf over the basis functions' range, and exact at the edges")
+    func vectorExp() {
+        // 4·10⁶ arguments spread over [−87.3, 0] (−ζd² of every basis function), plus [0, 88].
+        var worstUlp: Float = 0, worstAt: Float = 0
+        var buffer = [Float](repeating: 0, count: 4096)
+        var rng = RandomGenerator(seed: 17)
+        for block in 0..<1000 {
+            for i in 0..<buffer.count {
+                buffer[i] = block < 950 ? Float(rng.nextUniform(-87.3, 0)) : Float(rng.nextUniform(0, 88))
+            }
+            let x = buffer
+            buffer.withUnsafeMutableBufferPointer { VectorMath.expInPlace($0.baseAddress!, count: $0.count) }
+            for i in 0..<x.count {
+                let want = expf(x[i])
+                let ulp = abs(buffer[i] - want) / want.ulp
+                if ulp > worstUlp { worstUlp = ulp; worstAt = x[i] }
+            }
+        }
+        #expect(worstUlp <= 2, "worst error \(worstUlp) ulp at x = \(worstAt)")
+        // Edges: 0 → 1 exactly, far below the range → 0 (QDF's 10⁶-Å rule gives −10¹² and more),
+        // above it → ∞, NaN → NaN; a tail shorter than a vector takes the same path.
+        var edge: [Float] = [0, -1e12, -90, 100, .nan, -.infinity, .infinity, -1, -2, -3, -0.5]
+        edge.withUnsafeMutableBufferPointer { VectorMath.expInPlace($0.baseAddress!, count: $0.count) }
+        #expect(edge[0] == 1 && edge[1] == 0 && edge[2] == 0 && edge[3] == .infinity && edge[4].isNaN)
+        #expect(edge[5] == 0 && edge[6] == .infinity)
+        for (v, x) in zip(edge[7...], [Float(-1), -2, -3, -0.5]) { #expect(abs(v - expf(x)) <= 2 * expf(x).ulp) }
+    }
+
+    @Test("The basis functions through the vectorized exp equal the plain definition (q = 1, 2, 3)")
+    func basisValuesAgainstPlain() throws {
+        let basis = try BasisSet("6-31G")
+        var dict = OrbitalDictionary()
+        let mols = Self.molecules()
+        for m in mols { dict.add(m, basis: basis) }
+        for m in mols {
+            let layout = try BasisLayout(molecule: m, basis: basis, dictionary: dict)
+            let sphere = GridField.sphere(radius: 0.75, interval: 0.3)
+            var dist = [Float]()
+            for a in 0..<m.atomCount { for s in sphere { for b in 0..<m.atomCount { dist.append(Float(GridField.distance(s + m.positions[a], m.positions[b]))) } } }
+            let rows = sphere.count * m.atomCount
+            // ζ from 0.2 to 3.2, and a q = 3 function forced in to cover powf.
+            let zeta = (0..<dict.count).map { Float(0.2 + 0.1 * Double($0 % 31)) }
+            var q = layout.q
+            q[q.count / 2] = 3
+            let forced = BasisLayout(atom: layout.atom, type: layout.type, q: q)
+            var fast = [Float](repeating: 0, count: rows * forced.count)
+            dist.withUnsafeBufferPointer { d in zeta.withUnsafeBufferPointer { z in fast.withUnsafeMutableBufferPointer { f in
+                LCAO.basisValues(distances: d.baseAddress!, atomCount: m.atomCount, rows: rows, layout: forced,
+                                 zeta: z.baseAddress!, into: f.baseAddress!)
+            }}}
+            var worst: Float = 0
+            for i in 0..<rows {
+                for k in 0..<forced.count {
+                    let plain = LCAO.radial(dist[i * m.atomCount + Int(forced.atom[k])], zeta: zeta[Int(forced.type[k])], q: Int(forced.q[k]))
+                    let v = fast[i * forced.count + k]
+                    if plain > 1e-30 { worst = max(worst, abs(v - plain) / plain) } else { #expect(abs(v) < 1e-30) }
+                }
+            }
+            #expect(worst < 5e-7, "\(m.id): worst relative difference \(worst)")
+        }
+    }
+
     @Test("First functional layer through the basis: same predictions and gradients as forming ψ")
     func foldedFirstLayer() throws {
         let basis = try BasisSet("6-31G")

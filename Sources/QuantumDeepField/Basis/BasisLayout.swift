@@ -29,4 +29,10 @@ public struct BasisLayout: Sendable, Equatable {
         }
         self.atom = atom; self.type = type; self.q = q
     }
+
+    /// A layout given function by function (tests; equal counts required).
+    package init(atom: [Int32], type: [Int32], q: [Int32]) {
+        precondition(atom.count == type.count && type.count == q.count, "one atom, type and q per function")
+        self.atom = atom; self.type = type; self.q = q
+    }
 }

@@ -152,10 +152,10 @@ public enum Benchmark {
     /// `trainMolecules` must be ≥ 1.
     public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?,
                            openInfer: (() throws -> MoleculeReader)? = nil, inferMolecules: Int,
-                           trainWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
-                           inferWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
+                           trainWorkers: Int = availableCores,
+                           inferWorkers: Int = availableCores,
                            progress: (String) -> Void = { _ in }) throws -> BenchmarkReport {
-        var r = BenchmarkReport(blas: BLAS.shared.info, cores: ProcessInfo.processInfo.activeProcessorCount)
+        var r = BenchmarkReport(blas: BLAS.shared.info, cores: availableCores)
         // 1. The limit: sgemm at the shapes the model runs.
         progress("sgemm at the model's shapes")
         r.gemm = modelShapes(cores: r.cores)

@@ -1,11 +1,41 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 // Concurrency primitives of the engine. qdf parallelises over molecules: one worker per
 // core, each with its own engine and buffers, BLAS single-threaded inside.
 
-/// The number of molecule-parallel workers used when none is given: one per core, at most 8.
-public let defaultWorkers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+/// The number of molecule-parallel workers used when none is given: one per core this
+/// process may run on (`availableCores`), at most 8.
+public let defaultWorkers = max(1, min(availableCores, 8))
+
+/// The cores this process may use: the CPUs of its affinity mask (taskset, numactl, a batch
+/// scheduler's binding), further limited by a cgroup v2 CPU quota (cpu.max, as containers
+/// set it), never more than the online processors. 1 at least.
+public let availableCores: Int = {
+    var n = ProcessInfo.processInfo.activeProcessorCount
+    #if os(Linux)
+    // sched_getaffinity needs _GNU_SOURCE, which Swift's Glibc module does not define:
+    // found at run time instead (a mask of 1024 CPUs, glibc's cpu_set_t).
+    typealias Affinity = @convention(c) (Int32, Int, UnsafeMutableRawPointer) -> Int32
+    if let sym = dlsym(nil, "sched_getaffinity") {
+        let getAffinity = unsafeBitCast(sym, to: Affinity.self)
+        var mask = [UInt64](repeating: 0, count: 16)
+        let ok = mask.withUnsafeMutableBytes { getAffinity(0, $0.count, $0.baseAddress!) } == 0
+        let count = mask.reduce(0) { $0 + $1.nonzeroBitCount }
+        if ok && count > 0 { n = min(n, count) }
+    }
+    if let text = try? String(contentsOfFile: "/sys/fs/cgroup/cpu.max", encoding: .utf8) {
+        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        if f.count >= 2, let quota = Double(f[0]), let period = Double(f[1]), quota > 0, period > 0 {
+            n = min(n, max(1, Int((quota / period).rounded(.up))))
+        }
+    }
+    #endif
+    return max(1, n)
+}()
 
 /// Runs `body(w)` for w in 0..<n on up to n threads and returns the results in order of w.
 /// The first error thrown by any iteration is rethrown after all have finished.

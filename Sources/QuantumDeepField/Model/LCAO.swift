@@ -48,6 +48,8 @@ public enum LCAO {
 
     /// φ (unnormalized) for `rows` points from their distances to the atoms (rows × M,
     /// row-major): `phi` is rows × N_o. `zeta` is the ζ table (one per dictionary row).
+    /// Each row's exponents −ζ_k d² go through the vectorized exp (VectorMath); the
+    /// scalar `radial` is the plain definition it is tested against.
     @inline(__always)
     package static func basisValues(distances: UnsafePointer<Float>, atomCount M: Int, rows: Int,
                                     layout: BasisLayout, zeta: UnsafePointer<Float>,
@@ -56,13 +58,25 @@ public enum LCAO {
         layout.atom.withUnsafeBufferPointer { atom in
         layout.type.withUnsafeBufferPointer { type in
         layout.q.withUnsafeBufferPointer { q in
+        // −ζ_k per basis function, gathered once for all rows (on the stack).
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: no) { minusZeta in
+            for k in 0..<no { minusZeta[k] = -zeta[Int(type[k])] }
+            let allS = q.allSatisfy { $0 == 1 }
             for i in 0..<rows {
                 let drow = distances + i * M
                 let prow = phi + i * no
                 for k in 0..<no {
-                    prow[k] = radial(drow[Int(atom[k])], zeta: zeta[Int(type[k])], q: Int(q[k]))
+                    let d = drow[Int(atom[k])]
+                    prow[k] = minusZeta[k] * (d * d)
+                }
+                VectorMath.expInPlace(prow, count: no)
+                if allS { continue }
+                for k in 0..<no where q[k] != 1 {
+                    let d = drow[Int(atom[k])]
+                    prow[k] *= q[k] == 2 ? d : powf(d, Float(q[k] - 1))
                 }
             }
+        }
         }}}
     }
 
