@@ -69,10 +69,30 @@ func benchTable(_ r: BenchmarkReport) -> String {
     s += String(format: "  %d molecules in %.2f s: %.1f molecules/s, %.1f GFLOP/s = %.0f%% of the limit\n\n",
                 r.inferMolecules, r.inferSeconds, r.inferMoleculesPerSecond, r.inferAchievedGFLOPS,
                 100 * r.inferAchievedGFLOPS / max(r.gemmLimit, 1e-9))
+    s += phaseTable(title: "where inference's time goes (thread-seconds; shares of workers × wall time)", phases: r.inferPhases,
+                    gemm: r.inferGEMMSeconds, total: r.inferThreadSeconds, forwardOnly: false)
+    s += phaseTable(title: "where training's time goes (forward stages timed; the backward passes are in 'other')", phases: r.trainPhases,
+                    gemm: r.trainGEMMSeconds, total: r.trainThreadSeconds, forwardOnly: true)
     s += "inference time against molecule size\n  atoms   molecules   ms/molecule\n"
     for p in r.scaling { s += String(format: "  %5d   %9d   %8.2f\n", p.atoms, p.molecules, p.msPerMolecule) }
     s += String(format: "  linear fit: %.3f ms + %.3f ms/atom, R² = %.3f\n\n", r.scalingFit.intercept, r.scalingFit.slope, r.scalingFit.r2)
     s += String(format: "peak resident memory: %.0f MiB", r.peakResidentMiB)
+    return s
+}
+
+/// A phase table: each phase's thread-seconds and share, the GEMMs' share, and the rest.
+func phaseTable(title: String, phases: [Phase: Double], gemm: Double, total: Double, forwardOnly: Bool) -> String {
+    guard total > 0 else { return "" }
+    var s = title + "\n"
+    var timed = 0.0
+    for p in Phase.allCases {
+        guard let v = phases[p], v > 0 else { continue }
+        timed += p == .reading ? 0 : v
+        s += String(format: "  %-52@ %8.2f s  %5.1f%%\n", p.description as NSString, v, 100 * v / total)
+    }
+    s += String(format: "  %-52@ %8.2f s  %5.1f%%\n", "other (threads waiting, scheduling\(forwardOnly ? ", backward, Adam" : ""))" as NSString,
+                max(0, total - timed), 100 * max(0, total - timed) / total)
+    s += String(format: "  %-52@ %8.2f s  %5.1f%%\n\n", "of all the above: inside GEMM calls" as NSString, gemm, 100 * gemm / total)
     return s
 }
 
@@ -90,6 +110,10 @@ func benchJSON(_ r: BenchmarkReport) -> String {
         "scaling": r.scaling.map { ["atoms": $0.atoms, "molecules": $0.molecules, "ms_per_molecule": $0.msPerMolecule] },
         "scaling_fit": ["intercept_ms": r.scalingFit.intercept, "slope_ms_per_atom": r.scalingFit.slope, "r2": r.scalingFit.r2],
         "peak_resident_mib": r.peakResidentMiB,
+        "infer_phases": Dictionary(uniqueKeysWithValues: r.inferPhases.map { ($0.key.key, $0.value) }),
+        "infer_gemm_seconds": r.inferGEMMSeconds, "infer_thread_seconds": r.inferThreadSeconds,
+        "train_phases": Dictionary(uniqueKeysWithValues: r.trainPhases.map { ($0.key.key, $0.value) }),
+        "train_gemm_seconds": r.trainGEMMSeconds, "train_thread_seconds": r.trainThreadSeconds,
     ]
     let data = try! JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
     return String(decoding: data, as: UTF8.self)

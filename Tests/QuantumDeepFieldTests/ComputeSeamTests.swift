@@ -86,6 +86,27 @@ struct ComputeSeamTests {
         #expect(text.contains("parallelism: 1 molecule-parallel worker "), "\(text)")
     }
 
+    @Test("A timed backend gives the same predictions and accounts for the stages and the GEMMs")
+    func timedCompute() throws {
+        let (model, _) = try GradientTests.model(.sum, layers: 2)
+        let mols = (0..<12).map { GradientTests.molecules()[$0 % 3] }
+        let plain = try Predictor(model: model, batchSize: 4, workers: 2).predict(mols).map(\.predicted)
+        let timed = TimedCompute()
+        let start = Date()
+        let got = try Predictor(model: model, batchSize: 4, workers: 2, compute: timed).predict(mols).map(\.predicted)
+        let wall = Date().timeIntervalSince(start)
+        #expect(got == plain)
+        let phases = timed.timer.phases
+        for p in [Phase.geometry, .basis, .coefficients, .orbitals, .layers, .readout] {
+            #expect((phases[p] ?? 0) > 0, "\(p) was not timed")
+        }
+        let stages = phases.values.reduce(0, +)
+        #expect(stages <= 2 * wall + 1e-3, "stages \(stages) s in \(wall) s on 2 workers")
+        #expect(timed.timer.gemmSeconds > 0 && timed.timer.gemmSeconds <= stages)
+        timed.timer.reset()
+        #expect(timed.timer.gemmSeconds == 0 && timed.timer.phases.values.allSatisfy { $0 == 0 })
+    }
+
     @Test("The engine on the portable GEMM gives BLAS's predictions and gradients")
     func portableAgainstBLAS() throws {
         let (model, geoms) = try GradientTests.model(.sum, layers: 2)

@@ -44,6 +44,15 @@ public struct BenchmarkReport: Sendable {
     public var scalingFit: (intercept: Double, slope: Double, r2: Double) = (0, 0, 0)
     /// The process's peak resident set size at the end of the run, in MiB.
     public var peakResidentMiB = 0.0
+    /// Where the inference pass's time went: thread-seconds per phase (`PhaseTimer`), in
+    /// GEMMs, and available (wall seconds × workers).
+    public var inferPhases: [Phase: Double] = [:]
+    public var inferGEMMSeconds = 0.0
+    public var inferThreadSeconds = 0.0
+    /// The training pass's thread-seconds in GEMMs, in its forward stages, and available.
+    public var trainPhases: [Phase: Double] = [:]
+    public var trainGEMMSeconds = 0.0
+    public var trainThreadSeconds = 0.0
 
     /// Training throughput, molecules per second.
     public var trainMoleculesPerSecond: Double { Double(trainMolecules) / max(trainSeconds, 1e-9) }
@@ -170,11 +179,14 @@ public enum Benchmark {
         for m in train { dict.add(m, basis: basis) }
         for z in [1, 6, 7, 8, 9] { dict.add(Molecule(id: "", atomicNumbers: [z], positions: [.zero]), basis: basis) }
         var model = try QDFModel(hyper: Hyperparameters(basisSet: basis, outputs: train[0].properties.count), dictionary: dict)
-        let stepper = TrainingStep(architecture: model.architecture, workers: trainWorkers)
+        let trainTimer = PhaseTimer()
+        let stepper = TrainingStep(architecture: model.architecture, workers: trainWorkers,
+                                   compute: TimedCompute(timer: trainTimer))
         let adam = Adam(layout: model.layout, learningRate: 1e-4)
         let geoms = try train.map { try model.geometry($0, withPotential: true) }
         // Warm-up (buffers grow to their size), then the timed pass.
         _ = stepper.step(Array(geoms.prefix(4)), parameters: &model.parameters, adam: adam, hkMap: true)
+        trainTimer.reset()
         let f0 = BLAS.shared.flopCount
         let t0 = Date()
         var i = 0
@@ -185,10 +197,14 @@ public enum Benchmark {
         r.trainSeconds = Date().timeIntervalSince(t0)
         r.trainGFLOPs = Double(BLAS.shared.flopCount - f0) / 1e9
         r.trainMolecules = geoms.count
+        r.trainPhases = trainTimer.phases
+        r.trainGEMMSeconds = trainTimer.gemmSeconds
+        r.trainThreadSeconds = r.trainSeconds * Double(stepper.workers)
 
         // 3. Inference (reading and geometry included), with the same model.
         progress("inference")
-        let predictor = Predictor(model: model, batchSize: 32, workers: inferWorkers)
+        let inferTimer = PhaseTimer()
+        let predictor = Predictor(model: model, batchSize: 32, workers: inferWorkers, compute: TimedCompute(timer: inferTimer))
         let f1 = BLAS.shared.flopCount
         let t1 = Date()
         var summary: PredictionSummary
@@ -205,6 +221,9 @@ public enum Benchmark {
         r.inferSeconds = Date().timeIntervalSince(t1)
         r.inferGFLOPs = Double(BLAS.shared.flopCount - f1) / 1e9
         r.inferMolecules = summary.molecules
+        r.inferPhases = inferTimer.phases
+        r.inferGEMMSeconds = inferTimer.gemmSeconds
+        r.inferThreadSeconds = r.inferSeconds * Double(max(1, inferWorkers))
 
         // 4. Inference time against molecule size: the --infer file's molecules grouped by
         //    atom count (sizes with at least 24 molecules), or synthetic ones of 15–29 atoms.

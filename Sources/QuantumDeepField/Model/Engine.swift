@@ -62,12 +62,15 @@ public final class Engine {
     private let dA = Buffer(), dB = Buffer(), dC = Buffer(), ds = Buffer(), dOut = Buffer(), dRho = Buffer()
     // Per-molecule temporaries of the stages.
     private let scratch = ScratchArena()
+    /// Stage times go here when the engine runs on a `TimedCompute` (qdf bench).
+    private let timer: PhaseTimer?
 
     /// An engine for `architecture` whose GEMMs run on `compute`. Buffers start small and
     /// grow with the largest batch seen.
     public init(architecture: ModelArchitecture, compute: any ComputeBackend = defaultCompute) {
         self.architecture = architecture
         self.compute = compute
+        timer = (compute as? TimedCompute)?.timer
         h = (0...architecture.hyper.layerFunctional).map { _ in Buffer() }
         g = (0...architecture.hyper.layerHK).map { _ in Buffer() }
     }
@@ -198,11 +201,14 @@ public final class Engine {
         let pc = (cOffset.last ?? 0) + (batch.last?.orbitalCount ?? 0) * dim
         let pg = (gramOffset.last ?? 0) + (batch.last.map { $0.orbitalCount * $0.orbitalCount } ?? 0)
         gram.reserve(pg); gc.reserve(pc); bm.reserve(pc); am.reserve(pc)
+        var mark = timer == nil ? 0 : PhaseTimer.now()
         for (m, gm) in batch.enumerated() {
             scratch.reset()
             let sv = lcaoSaved(m)
             LCAO.basisForward(gm, zeta: p + o.zeta, saved: sv, scratch: scratch)
+            timer?.lap(.basis, &mark)
             LCAO.coefficientForward(gm, coefficient: p + o.coefficient, dim: dim, saved: sv, scratch: scratch)
+            timer?.lap(.coefficients, &mark)
             folded[m] = EnergyFunctional.foldsFirstLayer(firstLayerThroughBasis, gm, hyper: hyper)
             if folded[m] {
                 FirstLayerThroughBasis.forward(gm, w0: p + o.functionalWeight[0], dim: dim, lcao: sv, fold: foldSaved(m),
@@ -215,16 +221,19 @@ public final class Engine {
                                                 z0: h[1].pointer + rowStart[m] * dim, compute: compute)
                 }
             }
+            timer?.lap(.orbitals, &mark)
         }
         if L >= 1 {
             EnergyFunctional.activateFirstLayer(h[1].pointer, rows: rows, dim: dim, bias: p + o.functionalBias[0])
             EnergyFunctional.upperLayers(p: p, offsets: o, rows: rows, dim: dim, h: h[1...].map(\.pointer), compute: compute)
         }
+        timer?.lap(.layers, &mark)
         EnergyFunctional.readout(top: h[L].pointer, rowStart: rowStart, rowCount: rowCount, dim: dim,
                                  operation: hyper.operation, s: s.pointer)
         EnergyFunctional.property(s: s.pointer, molecules: B, p: p, offsets: o, dim: dim, outputs: hyper.outputs,
                                   out: out.pointer, compute: compute)
         EnergyFunctional.addOutputOffsets(batch, outputs: hyper.outputs, out: out.pointer)
+        timer?.lap(.readout, &mark)
     }
 
     /// The V path after `forwardOrbitals`: ρ and V̂ for all rows.

@@ -88,8 +88,12 @@ public final class Predictor {
         }
         let n = workers <= 1 || molecules.count < 2 * workers ? 1 : workers
         let architecture = model.architecture, mols = Array(molecules)
+        let timer = (compute as? TimedCompute)?.timer
         return try engines.predict(count: mols.count, workers: n, batchSize: batchSize, parameters: model.parameters) { r in
-            try mols[r].map { try architecture.geometry($0) }
+            var mark = timer == nil ? 0 : PhaseTimer.now()
+            let g = try mols[r].map { try architecture.geometry($0) }
+            timer?.lap(.geometry, &mark)
+            return g
         }
     }
 
@@ -171,9 +175,12 @@ public final class Predictor {
             }
             pending.removeAll(keepingCapacity: true)
         }
+        let timer = (compute as? TimedCompute)?.timer
         for reader in readers {
             var read = 0
+            var mark = timer == nil ? 0 : PhaseTimer.now()
             while let m = try reader.next() {
+                timer?.lap(.reading, &mark)
                 read += 1
                 if !m.properties.isEmpty && m.properties.count != P {
                     throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model predicts \(P)",
@@ -185,6 +192,7 @@ public final class Predictor {
                 }
                 pending.append(m)
                 if pending.count == chunkSize { try flush() }
+                if timer != nil { mark = PhaseTimer.now() }
             }
             if read == 0 { throw QDFError("no molecules in the file", file: reader.path) }
         }
