@@ -97,7 +97,9 @@ struct ChemistryCheckTests {
         let mol2 = try Self.prediction([f("aspirin.mol2")])            // Open Babel, 4 decimals
         let obxyz = try Self.prediction([f("aspirin_obabel.xyz")])     // Open Babel from the SDF
         let pdb = try Self.prediction([f("aspirin.pdb")])              // RDKit, 3 decimals
-        #expect(abs(v3000 - xyz) < 1e-4 && abs(v2000 - xyz) < 1e-4, "\(v3000) \(v2000) \(xyz)")
+        // V2000 keeps 4 decimals: atoms move by up to 5e-5 Å, which moves the bundled model's
+        // prediction by up to a few 1e-4 eV (0.0005 Å of jitter moves it by ~2e-3 eV).
+        #expect(abs(v3000 - xyz) < 5e-4 && abs(v2000 - xyz) < 5e-4, "\(v3000) \(v2000) \(xyz)")
         #expect(abs(mol2 - v2000) < 1e-5 && abs(obxyz - v2000) < 1e-5, "\(mol2) \(obxyz) \(v2000)")
         #expect(abs(pdb - xyz) < 2e-3, "\(pdb) vs \(xyz)")
         // Several molecules per file: mol2 sections and PDB MODELs, named from the files.
@@ -162,7 +164,7 @@ struct ChemistryCheckTests {
         }
         let csv = try String(contentsOfFile: dir.file("e.csv"), encoding: .utf8).split(separator: "\n")
         #expect(csv.first == "id,source,line,atoms,property,unit,predicted,correct,error")
-        #expect(csv.count == 3 && csv[1].hasPrefix("aspirin,\(f("aspirin.sdf")),1,21,atomizationenergy,eV,-100.1951"))
+        #expect(csv.count == 3 && csv[1].hasPrefix("aspirin,\(f("aspirin.sdf")),1,21,atomizationenergy,eV,-100.2086"))
         #expect(csv[2].hasPrefix("methanol batch 7,"), "the tab in the XYZ comment is a space: \(csv[2])")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("e.json")))) as? [String: Any]
         #expect(json?["property"] as? [String] == ["atomizationenergy"] && json?["unit"] as? [String] == ["eV"])
