@@ -51,7 +51,9 @@ public struct DensityCube: Sendable {
         let cores = content == .total ? FrozenCores(field.molecule) : nil
         var coreValues = [Float]()
         if let c = cores, !c.isEmpty {
-            coreValues = try concurrentChunks(grid.pointCount) { range in range.map { Float(c.density(bohr: grid.point($0))) } }
+            coreValues = try concurrentChunks(grid.pointCount, chunks: min(defaultWorkers, grid.pointCount / 4096)) { range in
+                range.map { Float(c.density(bohr: grid.point($0))) }
+            }
         }
         let seconds = Date().timeIntervalSince(t0), cpu = processCPUSeconds() - c0
         var sum = 0.0
@@ -87,13 +89,6 @@ public struct DensityCube: Sendable {
         return DensityCube(density: density, orbitals: orbitalCubes, scale: s, rawIntegral: raw, content: content,
                            cores: cores, seconds: seconds, cpuSeconds: cpu)
     }
-}
-
-/// f over 0..<count in `defaultWorkers` contiguous chunks, in parallel, concatenated in order.
-func concurrentChunks<T: Sendable>(_ count: Int, _ f: @Sendable (Range<Int>) -> [T]) throws -> [T] {
-    let parts = max(1, min(defaultWorkers, count / 4096))
-    let chunks = try concurrentMap(parts) { t in f((t * count / parts)..<((t + 1) * count / parts)) }
-    return chunks.flatMap { $0 }
 }
 
 /// CPU time of the process so far (user + system, all threads), in seconds.

@@ -43,7 +43,7 @@ public enum DensitySlice {
         let fs = Float(scale)
         var values = rho.map { $0 * fs }
         if let c = cores, !c.isEmpty {
-            for n in values.indices { values[n] += Float(c.density(bohr: cell(n) * bohrPerAngstrom)) }
+            for (n, v) in c.density(angstrom: values.indices.map(cell)).enumerated() { values[n] += Float(v) }
         }
         var map = HeatMap(values: values, columns: cols, rows: rows, xRange: x0...x1, yRange: y0...y1)
         map.markers = zip(m.symbols, proj).enumerated().map { i, sp in

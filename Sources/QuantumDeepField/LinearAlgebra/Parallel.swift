@@ -37,6 +37,14 @@ public let availableCores: Int = {
     return max(1, n)
 }()
 
+/// `body` over 0..<count cut into `chunks` contiguous ranges (at least 1), run in parallel
+/// (`concurrentMap`); the ranges' results concatenated in order.
+package func concurrentChunks<T: Sendable>(_ count: Int, chunks: Int,
+                                           _ body: @Sendable (Range<Int>) throws -> [T]) throws -> [T] {
+    let n = max(1, chunks)
+    return try concurrentMap(n) { c in try body((c * count / n)..<((c + 1) * count / n)) }.flatMap { $0 }
+}
+
 /// Runs `body(w)` for w in 0..<n on up to n threads and returns the results in order of w.
 /// The first error thrown by any iteration is rethrown after all have finished.
 package func concurrentMap<T: Sendable>(_ n: Int, _ body: @Sendable (Int) throws -> T) throws -> [T] {

@@ -30,8 +30,14 @@ public enum AtomicCore {
     /// (0 for elements without a core).
     public static func density(_ z: Int, r2: Double) -> Double {
         guard let o = table[z] else { return 0 }
+        return density(exponents: o.exponents, coefficients: o.coefficients, r2: r2)
+    }
+
+    /// 2 φ(r)², φ = Σ_p d_p exp(−α_p r²), at squared distance `r2` (bohr²).
+    @inline(__always)
+    static func density(exponents: [Double], coefficients: [Double], r2: Double) -> Double {
         var phi = 0.0
-        for (a, d) in zip(o.exponents, o.coefficients) { phi += d * exp(-a * r2) }
+        for q in exponents.indices { phi += coefficients[q] * exp(-exponents[q] * r2) }
         return 2 * phi * phi
     }
 }
@@ -76,10 +82,7 @@ public struct FrozenCores: Sendable {
         for a in centres.indices {
             let v = p - centres[a], r2 = (v * v).sum()
             if r2 > cutoff2[a] { continue }
-            var phi = 0.0
-            let ex = exponents[a], co = coefficients[a]
-            for q in ex.indices { phi += co[q] * exp(-ex[q] * r2) }
-            rho += 2 * phi * phi
+            rho += AtomicCore.density(exponents: exponents[a], coefficients: coefficients[a], r2: r2)
         }
         return rho
     }

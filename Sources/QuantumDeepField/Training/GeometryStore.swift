@@ -33,7 +33,7 @@ final class GeometryStore: Sendable {
             }
         }
         self.densityTargets = targets
-        let attached = targets
+        let attached = targets  // a constant for the concurrent closure
         // Estimate each molecule's size to decide how many fit (N_f·M distances + N_f potential).
         let perAtom = architecture.sphere.count
         var fit = 0, bytes = 0
@@ -44,15 +44,11 @@ final class GeometryStore: Sendable {
         }
         // The first `fit` molecules, computed in up to 64 parallel chunks.
         let total = fit
-        let chunks = max(1, min(64, total / 16))
-        let parts = try concurrentMap(chunks) { chunk in
-            try ((chunk * total / chunks)..<((chunk + 1) * total / chunks)).map { i -> MoleculeGeometry in
-                var g = try architecture.geometry(molecules[i], withPotential: withPotential)
-                if let q = attached[i] { g.densityTarget = q }
-                return g
-            }
+        let computed = try concurrentChunks(total, chunks: min(64, total / 16)) { range in
+            try range.map { try GeometryStore.geometry(of: molecules[$0], architecture: architecture,
+                                                       withPotential: withPotential, target: attached[$0]) }
         }
-        let cache: [MoleculeGeometry?] = parts.flatMap { $0 } + [MoleculeGeometry?](repeating: nil, count: molecules.count - total)
+        let cache: [MoleculeGeometry?] = computed + [MoleculeGeometry?](repeating: nil, count: molecules.count - total)
         self.cache = cache
         cachedBytes = cache.reduce(0) { $0 + ($1?.byteCount ?? 0) }
     }
@@ -62,10 +58,17 @@ final class GeometryStore: Sendable {
     func geometries(_ indices: [Int]) throws -> [MoleculeGeometry] {
         try indices.map { i in
             if let g = cache[i] { return g }
-            var g = try architecture.geometry(molecules[i], withPotential: withPotential)
-            if let q = densityTargets[i] { g.densityTarget = q }
-            return g
+            return try GeometryStore.geometry(of: molecules[i], architecture: architecture, withPotential: withPotential,
+                                              target: densityTargets[i])
         }
+    }
+
+    /// A molecule's geometry with its density target attached, if it has one.
+    private static func geometry(of m: Molecule, architecture: ModelArchitecture, withPotential: Bool,
+                                 target: [Float]?) throws -> MoleculeGeometry {
+        var g = try architecture.geometry(m, withPotential: withPotential)
+        if let q = target { g.densityTarget = q }
+        return g
     }
 }
 
