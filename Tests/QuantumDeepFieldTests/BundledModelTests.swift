@@ -11,22 +11,7 @@ import QDFReports
 struct BundledModelTests {
     /// Runs the built `qdf` with both streams captured.
     static func run(_ args: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: InterruptionTests.qdf)
-        p.arguments = args
-        if let e = environment { p.environment = ProcessInfo.processInfo.environment.merging(e) { $1 } }
-        // stderr goes to a file, so that neither stream can fill a pipe and block the child.
-        let errPath = NSTemporaryDirectory() + "qdf-stderr-" + UUID().uuidString
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: errPath) }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        try p.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let errData = FileManager.default.contents(atPath: errPath) ?? Data()
-        return (p.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        try runProcess(InterruptionTests.qdf, args, environment: environment)
     }
 
     @Test("The bundled model loads with the default architecture and a model card in its metadata")

@@ -15,21 +15,7 @@ struct ChemistryCheckTests {
 
     /// Runs `qdf` with `input` on its standard input; stdout and stderr through files.
     static func qdf(_ args: [String], input: Data? = nil, cwd: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: InterruptionTests.qdf)
-        p.arguments = args
-        if let c = cwd { p.currentDirectoryURL = URL(fileURLWithPath: c) }
-        let tmp = NSTemporaryDirectory() + "qdf-chem-" + UUID().uuidString
-        for s in ["out", "err", "in"] { _ = FileManager.default.createFile(atPath: tmp + s, contents: s == "in" ? (input ?? Data()) : nil) }
-        defer { for s in ["out", "err", "in"] { try? FileManager.default.removeItem(atPath: tmp + s) } }
-        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp + "out"))
-        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp + "err"))
-        p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: tmp + "in"))
-        try p.run()
-        p.waitUntilExit()
-        let out = FileManager.default.contents(atPath: tmp + "out") ?? Data()
-        let err = FileManager.default.contents(atPath: tmp + "err") ?? Data()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try runProcess(InterruptionTests.qdf, args, input: input, cwd: cwd)
     }
 
     /// The single prediction of a TSV on standard output.

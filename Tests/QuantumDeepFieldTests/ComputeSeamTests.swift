@@ -74,15 +74,7 @@ struct ComputeSeamTests {
     func workersFollowAffinity() throws {
         #expect(availableCores >= 1 && availableCores <= ProcessInfo.processInfo.activeProcessorCount)
         #expect(defaultWorkers == min(availableCores, 8))
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-        p.arguments = ["-c", "0", InterruptionTests.qdf, "info"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let text = try runProcess("/usr/bin/taskset", ["-c", "0", InterruptionTests.qdf, "info"]).stdout
         #expect(text.contains("parallelism: 1 molecule-parallel worker "), "\(text)")
     }
 

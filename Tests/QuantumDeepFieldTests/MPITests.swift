@@ -186,16 +186,9 @@ struct MPITests {
 
     @Test("qdf info under mpirun names the ranks and the library", .enabled(if: available, skip))
     func info() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.mpirun!)
-        p.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", "2", InterruptionTests.qdf, "info"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
+        let r = try runProcess(Self.mpirun!, ["--oversubscribe", "--allow-run-as-root", "-np", "2", InterruptionTests.qdf, "info"])
+        let text = r.stdout
+        #expect(r.status == 0)
         #expect(text.contains("MPI: 2 ranks") && text.contains("Open MPI"), "\(text)")
         #expect(text.components(separatedBy: "qdf 0.").count == 2, "only rank 0 prints: \(text)")
     }

@@ -46,3 +46,25 @@ func readTSV(_ path: String) throws -> (header: [String], rows: [[String]]) {
     let header = lines.removeFirst()
     return (header, lines)
 }
+
+/// Runs `executable` to its end with `input` on its standard input (empty when nil) and both
+/// output streams captured through files (neither can fill a pipe and block the child).
+func runProcess(_ executable: String, _ args: [String], input: Data? = nil, cwd: String? = nil,
+                environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    if let c = cwd { p.currentDirectoryURL = URL(fileURLWithPath: c) }
+    if let e = environment { p.environment = ProcessInfo.processInfo.environment.merging(e) { $1 } }
+    let tmp = NSTemporaryDirectory() + "qdf-run-" + UUID().uuidString
+    for s in ["out", "err", "in"] { _ = FileManager.default.createFile(atPath: tmp + s, contents: s == "in" ? (input ?? Data()) : nil) }
+    defer { for s in ["out", "err", "in"] { try? FileManager.default.removeItem(atPath: tmp + s) } }
+    p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp + "out"))
+    p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp + "err"))
+    p.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: tmp + "in"))
+    try p.run()
+    p.waitUntilExit()
+    let out = FileManager.default.contents(atPath: tmp + "out") ?? Data()
+    let err = FileManager.default.contents(atPath: tmp + "err") ?? Data()
+    return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+}
