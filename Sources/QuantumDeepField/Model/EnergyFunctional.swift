@@ -150,10 +150,7 @@ public enum EnergyFunctional {
     /// h¹ = relu(z⁰ + b₀): turns d(h¹) into dz⁰ in place (ReLU mask) and adds b₀'s gradient.
     package static func activateFirstLayerBackward(_ dz: UnsafeMutablePointer<Float>, h1: UnsafePointer<Float>,
                                                    rows: Int, dim: Int, gradBias: UnsafeMutablePointer<Float>) {
-        for i in 0..<rows {
-            let r = dz + i * dim, y = h1 + i * dim
-            for j in 0..<dim { if y[j] <= 0 { r[j] = 0 }; gradBias[j] += r[j] }
-        }
+        DenseStack.maskReLUAndSumRows(dz, activations: h1, rows: rows, width: dim, into: gradBias)
     }
 
     /// z⁰ = ψ W₀ᵀ for one molecule's rows: adds dW₀ += dz⁰ᵀ ψ and writes dψ = dz⁰ W₀.

@@ -60,8 +60,11 @@ public enum LCAO {
         layout.q.withUnsafeBufferPointer { q in
         // −ζ_k per basis function, gathered once for all rows (on the stack).
         withUnsafeTemporaryAllocation(of: Float.self, capacity: no) { minusZeta in
+        // The functions with q ≠ 1 (p, d… shells), listed once for all rows (on the stack).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: no) { radial in
             for k in 0..<no { minusZeta[k] = -zeta[Int(type[k])] }
-            let allS = q.allSatisfy { $0 == 1 }
+            var nonS = 0
+            for k in 0..<no where q[k] != 1 { radial[nonS] = k; nonS += 1 }
             for i in 0..<rows {
                 let drow = distances + i * M
                 let prow = phi + i * no
@@ -70,12 +73,12 @@ public enum LCAO {
                     prow[k] = minusZeta[k] * (d * d)
                 }
                 VectorMath.expInPlace(prow, count: no)
-                if allS { continue }
-                for k in 0..<no where q[k] != 1 {
-                    let d = drow[Int(atom[k])]
+                for n in 0..<nonS {
+                    let k = radial[n], d = drow[Int(atom[k])]
                     prow[k] *= q[k] == 2 ? d : powf(d, Float(q[k] - 1))
                 }
             }
+        }
         }
         }}}
     }
