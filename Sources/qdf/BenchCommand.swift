@@ -18,8 +18,10 @@ struct Bench: ParsableCommand {
     @Option(help: "A file to predict for the inference measurement (read from disk as part of it).") var infer: String?
     @Option(help: "Synthetic molecules for inference when no --infer file is given.") var inferMolecules = 1000
     @Flag(help: "Print JSON instead of a table.") var json = false
-    @Flag(help: "Only compare the GEMM libraries that load (openblas, scipy-openblas, blis) at the model's shapes; QDF_BLAS chooses the one qdf uses.")
+    @Flag(help: "Only compare the GEMM libraries that load (openblas, scipy-openblas, blis) at the model's shapes, and record the fastest for this CPU model: later runs load it first (QDF_BLAS overrides).")
     var compareBlas = false
+    @Flag(inversion: .prefixedNo, help: "With --compare-blas: record the fastest library for this CPU model (in $QDF_CACHE_DIR, $XDG_CACHE_HOME/qdf or ~/.cache/qdf, gemm-choice.json).")
+    var record = true
 
     func run() throws {
         try reportingErrors {
@@ -30,7 +32,8 @@ struct Bench: ParsableCommand {
                     let obj: [[String: Any]] = results.map { r in
                         ["name": r.info.name, "library": r.info.library, "config": r.info.config, "kernel": r.info.coreName,
                          "gemm": r.gemm.map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] },
-                         "limit_gflops": r.gemm.map(\.gflops).max() ?? 0]
+                         "limit_gflops": r.gemm.map(\.gflops).max() ?? 0,
+                         "harmonic_mean_gflops": GEMMChoice.harmonicMean(r.gemm.map(\.gflops))]
                     }
                     let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
                     print(String(decoding: data, as: UTF8.self))
@@ -40,8 +43,19 @@ struct Bench: ParsableCommand {
                         print("\(r.info.name): \(r.info.library), \(r.info.config), kernel \(r.info.coreName)")
                         for g in r.gemm { print(String(format: "  %-52@ %7.1f", g.label as NSString, g.gflops)) }
                         print(String(format: "  %-52@ %7.1f", "limit" as NSString, r.gemm.map(\.gflops).max() ?? 0))
+                        print(String(format: "  %-52@ %7.1f", "harmonic mean over the shapes (the choice's measure)" as NSString,
+                                     GEMMChoice.harmonicMean(r.gemm.map(\.gflops))))
                     }
                 }
+                guard record, !results.isEmpty else { return }
+                let stamp = ISO8601DateFormatter().string(from: Date())
+                let choice = GEMMChoice(cpu: GEMMChoice.cpuKey(), measured: stamp,
+                                        gflops: Dictionary(results.map { ($0.info.name, GEMMChoice.harmonicMean($0.gemm.map(\.gflops))) },
+                                                           uniquingKeysWith: max))
+                let path = GEMMChoice.storePath()
+                try choice.save(path: path)
+                let line = "recorded in \(path): on \(choice.cpu), qdf now loads \(choice.chosen) first (QDF_BLAS overrides)"
+                if json { log(line) } else { print(line) }
                 return
             }
             let trainSet = try train.map { try readMolecules($0) }

@@ -51,7 +51,7 @@ struct Predict: ParsableCommand {
     var byAtoms = false
 
     @Option(help: "Molecules per batch.")
-    var batchSize = 32
+    var batchSize = Predictor.defaultBatchSize
 
     @Option(help: "Molecule-parallel workers, each with its own engine (BLAS single-threaded unless OPENBLAS_NUM_THREADS is set). Default: the number of cores, at most 8.")
     var workers: Int?

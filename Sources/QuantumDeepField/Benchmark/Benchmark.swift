@@ -204,7 +204,7 @@ public enum Benchmark {
         // 3. Inference (reading and geometry included), with the same model.
         progress("inference")
         let inferTimer = PhaseTimer()
-        let predictor = Predictor(model: model, batchSize: 32, workers: inferWorkers, compute: TimedCompute(timer: inferTimer))
+        let predictor = Predictor(model: model, batchSize: Predictor.defaultBatchSize, workers: inferWorkers, compute: TimedCompute(timer: inferTimer))
         let f1 = BLAS.shared.flopCount
         let t1 = Date()
         var summary: PredictionSummary

@@ -9,7 +9,9 @@
 // cannot run is never chosen (SkylakeX on an AVX2-only CPU dies with SIGILL).
 //
 // Which library: QDF_BLAS chooses one by name (openblas, scipy-openblas, blis, builtin) or
-// by path; otherwise the first of `GEMMLibrary.known` that loads. OpenBLAS and
+// by path; otherwise the library `qdf bench --compare-blas` measured fastest on this CPU
+// model (`GEMMChoice`, recorded in a cache file), else the first of `GEMMLibrary.known`
+// that loads. OpenBLAS and
 // scipy-openblas (the OpenBLAS build SciPy ships on PyPI, symbols prefixed scipy_) take
 // the kernel choice above; BLIS picks its own kernel. If no library can be loaded, a
 // portable Swift GEMM is used instead and `BLAS.info` says so.
@@ -119,7 +121,16 @@ public final class BLAS: Sendable {
     private convenience init() {
         let env = ProcessInfo.processInfo.environment["QDF_BLAS"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         if env.isEmpty {
-            self.init(candidates: GEMMLibrary.known, choice: "the first that loads of \(GEMMLibrary.known.map(\.name).joined(separator: ", ")) (QDF_BLAS unset)")
+            let order = GEMMLibrary.known.map(\.name).joined(separator: ", ")
+            let path = GEMMChoice.storePath()
+            let (record, problem) = GEMMChoice.lookup(cpu: GEMMChoice.cpuKey(), path: path)
+            if let r = record, GEMMLibrary.known.contains(where: { $0.name == r.chosen }) {
+                self.init(candidates: GEMMChoice.ordered(GEMMLibrary.known, preferring: r.chosen),
+                          choice: r.summary + "; recorded in \(path)", preferred: r.chosen)
+            } else {
+                let why = problem ?? "not measured on this CPU model: `qdf bench --compare-blas` measures each and records the fastest"
+                self.init(candidates: GEMMLibrary.known, choice: "the first that loads of \(order) (QDF_BLAS unset; \(why))")
+            }
         } else if env == "builtin" {
             self.init(candidates: [], choice: "QDF_BLAS=builtin")
         } else if let lib = GEMMLibrary.known.first(where: { $0.name == env }) {
@@ -133,7 +144,9 @@ public final class BLAS: Sendable {
     /// Loads the first of `candidates` that has cblas_sgemm (the portable GEMM if none).
     /// Libraries are opened RTLD_LOCAL, so several can be loaded side by side (`qdf bench
     /// --compare-blas` measures each).
-    public init(candidates: [GEMMLibrary], choice: String) {
+    /// `preferred`: the library a recorded measurement chose; if another one ends up loaded,
+    /// the choice says so.
+    public init(candidates: [GEMMLibrary], choice: String, preferred: String? = nil) {
         let decision = BLAS.chooseCoreType()
         var handle: UnsafeMutableRawPointer? = nil
         var loadedName = "builtin", chosen = GEMMLibrary(name: "builtin", files: [], prefix: "")
@@ -188,8 +201,11 @@ public final class BLAS: Sendable {
         let env = ProcessInfo.processInfo.environment
         userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"].contains { env[$0] != nil }
         if !userSetThreads { setThreadsFn?(1) }
+        var said = choice
+        if sgemmFn == nil && !candidates.isEmpty { said += "; none could be loaded" }
+        else if let p = preferred, p != chosen.name { said += "; but \(p) could not be loaded now, so \(chosen.name) is used" }
         info = BLASInfo(library: loadedName, name: sgemmFn == nil ? "builtin" : chosen.name,
-                        choice: sgemmFn == nil && !candidates.isEmpty ? choice + "; none could be loaded" : choice,
+                        choice: said,
                         config: config, coreName: core,
                         threads: Int(getThreadsFn?() ?? 1), coreTypeSetting: decision)
     }

@@ -449,7 +449,7 @@ public final class Trainer {
         if let g = group {
             let layout = stepper.layout(batchCount: count)
             let mine = layout.shares(ofRank: g.rank)
-            let local = try evalEngines.predict(count: count, shares: layout.shares, owned: mine, batchSize: 32,
+            let local = try evalEngines.predict(count: count, shares: layout.shares, owned: mine, batchSize: Predictor.defaultBatchSize,
                                                 parameters: average?.values ?? model.parameters) { r in try store.geometries(Array(r)) }
             values = gatherValues(group: g, local: local, countsPerRank: (0..<g.size).map { layout.molecules(ofRank: $0).count },
                                   outputs: model.hyper.outputs)
@@ -459,7 +459,7 @@ public final class Trainer {
                 return (mae[0], [])
             }
         } else {
-            values = try evalEngines.predict(count: count, workers: stepper.workers, batchSize: 32,
+            values = try evalEngines.predict(count: count, workers: stepper.workers, batchSize: Predictor.defaultBatchSize,
                                              parameters: average?.values ?? model.parameters) { r in
                 try store.geometries(Array(r))
             }
