@@ -132,6 +132,10 @@ struct ComputeSeamTests {
         #expect(counting.gemms.load(ordering: .relaxed) > 0)
         // Same operations in the same order: bit-identical.
         #expect(la == lb && a.parameters == b.parameters)
+        // An empty batch changes nothing: no NaN loss, no Adam step.
+        let (before, steps) = (a.parameters, adamA.steps)
+        let empty = plain.step([], parameters: &a.parameters, adam: adamA, hkMap: true)
+        #expect(empty == (0, 0) && a.parameters == before && adamA.steps == steps)
     }
 
     @Test("The local gradient combination is the share-weighted sum, in order")

@@ -72,10 +72,12 @@ public final class TrainingStep {
     }
 
     /// One mini-batch: updates `parameters` (E step, then V step); returns (Loss_E, Loss_V),
-    /// Loss_V = 0 without the HK map. The batch must be non-empty, its geometries need P
-    /// property values and, with `hkMap`, the potential (traps otherwise). Deterministic
-    /// for a given batch whatever the worker count's timing.
+    /// Loss_V = 0 without the HK map. An empty batch changes nothing (no Adam step) and
+    /// returns (0, 0). The geometries need P property values and, with `hkMap`, the
+    /// potential (traps otherwise). Deterministic for a given batch whatever the worker
+    /// count's timing.
     public func step(_ batch: [MoleculeGeometry], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
+        guard !batch.isEmpty else { return (0, 0) }
         let lossE = gradientStep(batch, parameters: &parameters, adam: adam, potential: false)
         guard hkMap else { return (lossE, 0) }
         let lossV = gradientStep(batch, parameters: &parameters, adam: adam, potential: true)
