@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
     @Option(help: "A file to predict for the inference measurement (read from disk as part of it).") var infer: String?
     @Option(help: "Synthetic molecules for inference when no --infer file is given.") var inferMolecules = 1000
     @Flag(help: "Print JSON instead of a table.") var json = false
-    @Flag(help: "Only compare the GEMM libraries that load (openblas, scipy-openblas, blis) at the model's shapes, and record the fastest for this CPU model: later runs load it first (QDF_BLAS overrides).")
+    @Flag(help: "Only compare the GEMM libraries that load (openblas, scipy-openblas, blis, mkl) at the model's shapes, and record the fastest for this CPU model: later runs load it first (QDF_BLAS overrides).")
     var compareBlas = false
     @Flag(inversion: .prefixedNo, help: "With --compare-blas: record the fastest library for this CPU model (in $QDF_CACHE_DIR, $XDG_CACHE_HOME/qdf or ~/.cache/qdf, gemm-choice.json).")
     var record = true
@@ -33,7 +33,8 @@ struct Bench: ParsableCommand {
                         ["name": r.info.name, "library": r.info.library, "config": r.info.config, "kernel": r.info.coreName,
                          "gemm": r.gemm.map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] },
                          "limit_gflops": r.gemm.map(\.gflops).max() ?? 0,
-                         "harmonic_mean_gflops": GEMMChoice.harmonicMean(r.gemm.map(\.gflops))]
+                         "harmonic_mean_gflops": GEMMChoice.harmonicMean(r.gemm.map(\.gflops)),
+                         "bf16_gemm": (r.bf16 ?? []).map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] }]
                     }
                     let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
                     print(String(decoding: data, as: UTF8.self))
@@ -45,6 +46,10 @@ struct Bench: ParsableCommand {
                         print(String(format: "  %-52@ %7.1f", "limit" as NSString, r.gemm.map(\.gflops).max() ?? 0))
                         print(String(format: "  %-52@ %7.1f", "harmonic mean over the shapes (the choice's measure)" as NSString,
                                      GEMMChoice.harmonicMean(r.gemm.map(\.gflops))))
+                        if let bf = r.bf16 {
+                            print("  with bf16 operands (--precision bf16, rounding included\(BF16Compute.cpuHasBF16 ? "" : "; this CPU has no bf16 instructions: emulated"))")
+                            for g in bf { print(String(format: "    %-50@ %7.1f", g.label as NSString, g.gflops)) }
+                        }
                     }
                 }
                 guard record, !results.isEmpty else { return }

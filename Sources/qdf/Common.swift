@@ -37,3 +37,5 @@ func loadModelAndPath(_ path: String?) throws -> (model: QDFModel, path: String)
     log("no --model given: using the bundled model, \(b.summary); see docs/model-card.md")
     return (b.model, b.path)
 }
+
+extension Precision: ExpressibleByArgument {}

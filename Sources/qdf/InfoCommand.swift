@@ -20,6 +20,11 @@ struct Info: ParsableCommand {
             if let g = group, g.rank != 0 { g.finish(); return }
             print("qdf \(qdfVersion)")
             print(BLAS.shared.info.description)
+            if let bf16 = try? BF16Compute.available() {
+                print("  --precision bf16: available (\(bf16.blas.info.name)); this CPU \(BF16Compute.cpuHasBF16 ? "has bf16 instructions" : "has no AVX512_BF16 or AMX-BF16, so it is emulated and slower than float32")")
+            } else {
+                print("  --precision bf16: not available (no GEMM library with bfloat16 GEMMs loads; `scripts/setup --blas` installs oneMKL)")
+            }
             let cores = availableCores
             if let g = group {
                 print("MPI: \(g.size) ranks, workers per rank \(g.workersPerRank.map(String.init).joined(separator: " ")); \(g.library)")

@@ -56,6 +56,9 @@ struct Predict: ParsableCommand {
     @Option(help: "Molecule-parallel workers, each with its own engine (BLAS single-threaded unless OPENBLAS_NUM_THREADS is set). Default: the number of cores, at most 8.")
     var workers: Int?
 
+    @Option(help: "The GEMMs' arithmetic: float32 (the default) or bf16 (operands rounded to bfloat16, sums in Float32, through oneMKL; faster only on CPUs with AVX512_BF16 or AMX, values within ≈ 0.01 eV: docs/speed.md).")
+    var precision: Precision = .float32
+
     /// The output and input formats the options name.
     func formats() throws -> (PredictionFormat, MoleculeFileFormat?) {
         var out: PredictionFormat? = nil
@@ -90,7 +93,16 @@ struct Predict: ParsableCommand {
             let group = try joinMPIIfLaunched(workers: workers)
             let (outFormat, inFormat) = try formats()
             let (m, modelPath) = try loadModelAndPath(model)
-            let predictor = Predictor(model: m, batchSize: batchSize)
+            var layerCompute: (any ComputeBackend)? = nil
+            if precision == .bf16 {
+                let bf16 = try BF16Compute.available()
+                layerCompute = bf16
+                if group.map({ $0.rank == 0 }) ?? true {
+                    log("--precision bf16: the energy functional's upper layers in \(bf16.name)" + (BF16Compute.cpuHasBF16 ? ""
+                        : "; this CPU has no AVX512_BF16 or AMX-BF16 instructions, so the library emulates them: slower than float32"))
+                }
+            }
+            let predictor = Predictor(model: m, batchSize: batchSize, layerCompute: layerCompute)
             if let w = workers { predictor.workers = max(1, w) }
             if let g = group {
                 // Sharded (docs/distributed.md): every rank reads the input; rank 0 alone writes.

@@ -34,7 +34,7 @@ private final class CountingBackend: ComputeBackend {
 
 @Suite("Compute seam and scratch memory")
 struct ComputeSeamTests {
-    @Test("Every GEMM library that loads (openblas, scipy-openblas, blis) computes what the portable GEMM does, in all four transposes and with β")
+    @Test("Every GEMM library that loads (openblas, scipy-openblas, blis, mkl) computes what the portable GEMM does, in all four transposes and with β")
     func everyLibraryAgreesWithPortable() throws {
         var rng = RandomGenerator(seed: 3)
         let (m, n, k) = (37, 29, 53)
@@ -46,6 +46,7 @@ struct ComputeSeamTests {
             guard blas.info.name == lib.name else { continue }
             loaded.append(lib.name)
             #expect(blas.threads == 1 || blas.userSetThreads, "\(lib.name) runs \(blas.threads) threads")
+            if lib.name == "mkl" { #expect(blas.info.config.contains("Math Kernel Library"), "\(blas.info.config)") }
             for ta in [Transpose.none, .transpose] {
                 for tb in [Transpose.none, .transpose] {
                     for beta: Float in [0, 1, 0.5] {

@@ -136,12 +136,15 @@ public enum Benchmark {
     }
 
     /// Every GEMM library of `GEMMLibrary.known` that loads, each measured at the model's
-    /// shapes on every core (`modelShapes`), one after another in this process.
-    public static func compareLibraries(cores: Int, seconds: Double = 0.6) -> [(info: BLASInfo, gemm: [BenchmarkReport.GEMM])] {
+    /// shapes on every core (`modelShapes`), one after another in this process; for a library
+    /// with bfloat16 GEMMs also the same shapes through `BF16Compute` (rounding included).
+    public static func compareLibraries(cores: Int, seconds: Double = 0.6)
+        -> [(info: BLASInfo, gemm: [BenchmarkReport.GEMM], bf16: [BenchmarkReport.GEMM]?)] {
         GEMMLibrary.known.compactMap { lib in
             let blas = BLAS(candidates: [lib], choice: "qdf bench --compare-blas")
             guard blas.info.name == lib.name else { return nil }
-            return (blas.info, modelShapes(cores: cores, compute: blas, seconds: seconds))
+            let bf16 = (try? BF16Compute(blas: blas)).map { modelShapes(cores: cores, compute: $0, seconds: seconds) }
+            return (blas.info, modelShapes(cores: cores, compute: blas, seconds: seconds), bf16)
         }
     }
 

@@ -8,12 +8,13 @@
 // (SkylakeX/Cooperlake for AVX-512, Haswell for AVX2+FMA). A kernel the CPU
 // cannot run is never chosen (SkylakeX on an AVX2-only CPU dies with SIGILL).
 //
-// Which library: QDF_BLAS chooses one by name (openblas, scipy-openblas, blis, builtin) or
+// Which library: QDF_BLAS chooses one by name (openblas, scipy-openblas, blis, mkl, builtin) or
 // by path; otherwise the library `qdf bench --compare-blas` measured fastest on this CPU
 // model (`GEMMChoice`, recorded in a cache file), else the first of `GEMMLibrary.known`
 // that loads. OpenBLAS and
 // scipy-openblas (the OpenBLAS build SciPy ships on PyPI, symbols prefixed scipy_) take
-// the kernel choice above; BLIS picks its own kernel. If no library can be loaded, a
+// the kernel choice above; BLIS and oneMKL (PyPI's mkl wheel, run with its sequential
+// layer) pick their own kernels. If no library can be loaded, a
 // portable Swift GEMM is used instead and `BLAS.info` says so.
 
 #if canImport(Glibc)
@@ -45,11 +46,13 @@ public struct GEMMLibrary: Sendable, Equatable {
 
     /// The libraries qdf knows, in the default order of preference: Debian's OpenBLAS
     /// (libopenblas0), the OpenBLAS of PyPI's scipy-openblas32 (libscipy_openblas.so on the
-    /// library path; `scripts/setup --blas`), BLIS (libblis4).
+    /// library path; `scripts/setup --blas`), BLIS (libblis4), Intel's oneMKL (libmkl_rt from
+    /// PyPI's mkl wheel, `scripts/setup --blas`; run sequential).
     public static let known: [GEMMLibrary] = [
         GEMMLibrary(name: "openblas", files: ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib", "libopenblas.0.dylib"], prefix: ""),
         GEMMLibrary(name: "scipy-openblas", files: ["libscipy_openblas.so"], prefix: "scipy_"),
         GEMMLibrary(name: "blis", files: ["libblis.so.4", "libblis.so"], prefix: ""),
+        GEMMLibrary(name: "mkl", files: ["libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so"], prefix: ""),
     ]
 }
 
@@ -86,7 +89,12 @@ public final class BLAS: Sendable {
     typealias IntFn = @convention(c) () -> Int32
     typealias SetIntFn = @convention(c) (Int32) -> Void
 
+    typealias BF16GemmFn = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float,
+                                           UnsafePointer<UInt16>?, Int32, UnsafePointer<UInt16>?, Int32,
+                                           Float, UnsafeMutablePointer<Float>?, Int32) -> Void
     private let sgemmFn: SgemmFn?
+    /// `cblas_gemm_bf16bf16f32` (oneMKL), if the library has it.
+    private let bf16GemmFn: BF16GemmFn?
     private let getThreadsFn: (@Sendable () -> Int32)?
     /// What was loaded and how (for `qdf info` and `qdf bench`).
     public let info: BLASInfo
@@ -161,7 +169,16 @@ public final class BLAS: Sendable {
             guard let h = handle, let p = dlsym(h, chosen.prefix + name) else { return nil }
             return unsafeBitCast(p, to: type)
         }
+        // oneMKL: its sequential layer (qdf runs one single-threaded BLAS per worker; the
+        // threaded layers would also need Intel's OpenMP runtime), unless the user chose one.
+        var sequentialMKL = false
+        if ProcessInfo.processInfo.environment["MKL_THREADING_LAYER"] == nil,
+           let setLayer = sym("MKL_Set_Threading_Layer", (@convention(c) (Int32) -> Int32).self) {
+            _ = setLayer(1)  // MKL_THREADING_SEQUENTIAL
+            sequentialMKL = true
+        }
         sgemmFn = sym("cblas_sgemm", SgemmFn.self)
+        bf16GemmFn = sgemmFn == nil ? nil : sym("cblas_gemm_bf16bf16f32", BF16GemmFn.self)
         // BLIS counts threads in dim_t (64-bit): wrap its setter and getter.
         typealias SetDimFn = @convention(c) (Int) -> Void
         typealias DimFn = @convention(c) () -> Int
@@ -171,11 +188,15 @@ public final class BLAS: Sendable {
             setThreadsFn = { (n: Int32) -> Void in set(n) }
         } else if let set = sym("bli_thread_set_num_threads", SetDimFn.self) {
             setThreadsFn = { (n: Int32) -> Void in set(Int(n)) }
+        } else if let set = sym("MKL_Set_Num_Threads", SetIntFn.self) {
+            setThreadsFn = { (n: Int32) -> Void in set(n) }
         }
         if let get = sym("openblas_get_num_threads", IntFn.self) {
             getThreads = { @Sendable () -> Int32 in get() }
         } else if let get = sym("bli_thread_get_num_threads", DimFn.self) {
             getThreads = { @Sendable () -> Int32 in Int32(truncatingIfNeeded: get()) }
+        } else if let get = sym("MKL_Get_Max_Threads", IntFn.self) {
+            getThreads = { @Sendable () -> Int32 in get() }
         }
         getThreadsFn = getThreads
         var config = sym("openblas_get_config", StringFn.self).flatMap { $0() }.map { String(cString: $0) } ?? "-"
@@ -185,6 +206,13 @@ public final class BLAS: Sendable {
             typealias ArchString = @convention(c) (Int32) -> UnsafePointer<CChar>?
             if let query = sym("bli_arch_query_id", IntFn.self), let name = sym("bli_arch_string", ArchString.self),
                let s = name(query()) { core = String(cString: s) }
+        }
+        typealias VersionFn = @convention(c) (UnsafeMutablePointer<CChar>?, Int32) -> Void
+        if let version = sym("mkl_get_version_string", VersionFn.self) {
+            var buffer = [CChar](repeating: 0, count: 256)
+            buffer.withUnsafeMutableBufferPointer { version($0.baseAddress, 255) }
+            config = String(cString: buffer).trimmingCharacters(in: .whitespaces)
+            core = "chosen by MKL at run time" + (sequentialMKL ? ", sequential" : "")
         }
         if sgemmFn == nil {
             loadedName = "builtin (portable Swift GEMM; install libopenblas0 for full speed)"
@@ -199,7 +227,7 @@ public final class BLAS: Sendable {
         // no idle spinning during the scalar work, and results that do not depend on
         // timing. A thread count the user set in the environment is left as is.
         let env = ProcessInfo.processInfo.environment
-        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS"].contains { env[$0] != nil }
+        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS", "MKL_NUM_THREADS"].contains { env[$0] != nil }
         if !userSetThreads { setThreadsFn?(1) }
         var said = choice
         if sgemmFn == nil && !candidates.isEmpty { said += "; none could be loaded" }
@@ -212,6 +240,22 @@ public final class BLAS: Sendable {
 
     /// Floating-point operations issued through `sgemm` (2·m·n·k each), for benchmarks.
     public var flopCount: UInt64 { flops.load(ordering: .relaxed) }
+
+    /// Whether the library computes GEMMs of bfloat16 operands (`gemmBF16`).
+    public var offersBF16: Bool { bf16GemmFn != nil }
+
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C with A and B in bfloat16 (row-major, raw
+    /// bits), C in Float32, accumulated in Float32 (oneMKL's `cblas_gemm_bf16bf16f32`).
+    /// Flop-counted like `sgemm`. Traps unless `offersBF16`.
+    public func gemmBF16(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+                         alpha: Float, a: UnsafePointer<UInt16>, lda: Int,
+                         b: UnsafePointer<UInt16>, ldb: Int,
+                         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        flops.wrappingAdd(UInt64(2 * m * n * k), ordering: .relaxed)
+        bf16GemmFn!(101, transA == .none ? 111 : 112, transB == .none ? 111 : 112,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
     private let flops = Atomic<UInt64>(0)
 
     /// BLAS's own thread count, fixed when the library is loaded: 1 unless the environment

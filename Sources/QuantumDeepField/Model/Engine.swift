@@ -30,6 +30,10 @@ public final class Engine {
     public let architecture: ModelArchitecture
     /// Where GEMMs run.
     public let compute: any ComputeBackend
+    /// Where the energy functional's upper layers (dim × dim, after the first) run in the
+    /// forward pass: `compute` unless given (`--precision bf16` runs them in bfloat16, the
+    /// only GEMMs that tolerate it: docs/speed.md).
+    public let layerCompute: any ComputeBackend
     /// Where to compute the first functional layer through the basis (exact either way):
     /// `.automatic` where it is cheaper; `.always`/`.never` for tests and benchmarks.
     public var firstLayerThroughBasis: Policy = .automatic
@@ -67,9 +71,11 @@ public final class Engine {
 
     /// An engine for `architecture` whose GEMMs run on `compute`. Buffers start small and
     /// grow with the largest batch seen.
-    public init(architecture: ModelArchitecture, compute: any ComputeBackend = defaultCompute) {
+    public init(architecture: ModelArchitecture, compute: any ComputeBackend = defaultCompute,
+                layerCompute: (any ComputeBackend)? = nil) {
         self.architecture = architecture
         self.compute = compute
+        self.layerCompute = layerCompute ?? compute
         timer = (compute as? TimedCompute)?.timer
         h = (0...architecture.hyper.layerFunctional).map { _ in Buffer() }
         g = (0...architecture.hyper.layerHK).map { _ in Buffer() }
@@ -225,7 +231,7 @@ public final class Engine {
         }
         if L >= 1 {
             EnergyFunctional.activateFirstLayer(h[1].pointer, rows: rows, dim: dim, bias: p + o.functionalBias[0])
-            EnergyFunctional.upperLayers(p: p, offsets: o, rows: rows, dim: dim, h: h[1...].map(\.pointer), compute: compute)
+            EnergyFunctional.upperLayers(p: p, offsets: o, rows: rows, dim: dim, h: h[1...].map(\.pointer), compute: layerCompute)
         }
         timer?.lap(.layers, &mark)
         EnergyFunctional.readout(top: h[L].pointer, rowStart: rowStart, rowCount: rowCount, dim: dim,

@@ -55,15 +55,16 @@ public final class Predictor {
     public static let defaultBatchSize = 8
 
     /// A predictor with its own copy of `model`; `workers` is raised to at least 1. Engines
-    /// use `compute` (the chunked large-molecule path uses `defaultCompute`).
+    /// use `compute`, and `layerCompute` (if given) for the energy functional's upper layers
+    /// (`Engine.layerCompute`); the chunked large-molecule path uses `compute` only.
     public init(model: QDFModel, batchSize: Int = Predictor.defaultBatchSize, workers: Int = defaultWorkers,
-                compute: any ComputeBackend = defaultCompute) {
+                compute: any ComputeBackend = defaultCompute, layerCompute: (any ComputeBackend)? = nil) {
         self.model = model
         self.batchSize = max(1, batchSize)
         self.compute = compute
         self.workers = max(1, workers)
         let architecture = model.architecture
-        engines = WorkerPool(count: 1) { Engine(architecture: architecture, compute: compute) }
+        engines = WorkerPool(count: 1) { Engine(architecture: architecture, compute: compute, layerCompute: layerCompute) }
     }
 
     /// The processes this predictor is one rank of, or nil. With a group, `run` shards every
