@@ -211,7 +211,7 @@ public final class BLAS: Sendable {
         if let version = sym("mkl_get_version_string", VersionFn.self) {
             var buffer = [CChar](repeating: 0, count: 256)
             buffer.withUnsafeMutableBufferPointer { version($0.baseAddress, 255) }
-            config = String(cString: buffer).trimmingCharacters(in: .whitespaces)
+            config = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingCharacters(in: .whitespaces)
             core = "chosen by MKL at run time" + (sequentialMKL ? ", sequential" : "")
         }
         if sgemmFn == nil {
