@@ -28,24 +28,25 @@ struct Bench: ParsableCommand {
             if compareBlas {
                 let cores = availableCores
                 let results = Benchmark.compareLibraries(cores: cores)
+                // The choice's measure, once per library: the harmonic mean over the model's shapes.
+                let means = results.map { GEMMChoice.harmonicMean($0.gemm.map(\.gflops)) }
                 if json {
-                    let obj: [[String: Any]] = results.map { r in
+                    let obj: [[String: Any]] = zip(results, means).map { r, mean in
                         ["name": r.info.name, "library": r.info.library, "config": r.info.config, "kernel": r.info.coreName,
-                         "gemm": r.gemm.map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] },
+                         "gemm": r.gemm.map(\.json),
                          "limit_gflops": r.gemm.map(\.gflops).max() ?? 0,
-                         "harmonic_mean_gflops": GEMMChoice.harmonicMean(r.gemm.map(\.gflops)),
-                         "bf16_gemm": (r.bf16 ?? []).map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] }]
+                         "harmonic_mean_gflops": mean,
+                         "bf16_gemm": (r.bf16 ?? []).map(\.json)]
                     }
                     let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
                     print(String(decoding: data, as: UTF8.self))
                 } else {
                     print("GEMM libraries at the model's shapes, \(cores) cores (GFLOP/s; in use: \(BLAS.shared.info.name), \(BLAS.shared.info.choice))")
-                    for r in results {
+                    for (r, mean) in zip(results, means) {
                         print("\(r.info.name): \(r.info.library), \(r.info.config), kernel \(r.info.coreName)")
                         for g in r.gemm { print(String(format: "  %-52@ %7.1f", g.label as NSString, g.gflops)) }
                         print(String(format: "  %-52@ %7.1f", "limit" as NSString, r.gemm.map(\.gflops).max() ?? 0))
-                        print(String(format: "  %-52@ %7.1f", "harmonic mean over the shapes (the choice's measure)" as NSString,
-                                     GEMMChoice.harmonicMean(r.gemm.map(\.gflops))))
+                        print(String(format: "  %-52@ %7.1f", "harmonic mean over the shapes (the choice's measure)" as NSString, mean))
                         if let bf = r.bf16 {
                             print("  with bf16 operands (--precision bf16, rounding included\(BF16Compute.cpuHasBF16 ? "" : "; this CPU has no bf16 instructions: emulated"))")
                             for g in bf { print(String(format: "    %-50@ %7.1f", g.label as NSString, g.gflops)) }
@@ -55,8 +56,7 @@ struct Bench: ParsableCommand {
                 guard record, !results.isEmpty else { return }
                 let stamp = ISO8601DateFormatter().string(from: Date())
                 let choice = GEMMChoice(cpu: GEMMChoice.cpuKey(), measured: stamp,
-                                        gflops: Dictionary(results.map { ($0.info.name, GEMMChoice.harmonicMean($0.gemm.map(\.gflops))) },
-                                                           uniquingKeysWith: max))
+                                        gflops: Dictionary(zip(results.map(\.info.name), means), uniquingKeysWith: max))
                 let path = GEMMChoice.storePath()
                 try choice.save(path: path)
                 let line = "recorded in \(path): on \(choice.cpu), qdf now loads \(choice.chosen) first (QDF_BLAS overrides)"
@@ -115,10 +115,15 @@ func phaseTable(title: String, phases: [Phase: Double], gemm: Double, total: Dou
     return s
 }
 
+extension BenchmarkReport.GEMM {
+    /// One measured shape as the JSON reports write it.
+    var json: [String: Any] { ["label": label, "m": m, "n": n, "k": k, "gflops": gflops] }
+}
+
 func benchJSON(_ r: BenchmarkReport) -> String {
     let obj: [String: Any] = [
         "cores": r.cores, "blas": r.blas.library, "kernel": r.blas.coreName, "blas_threads": r.blas.threads,
-        "gemm": r.gemm.map { ["label": $0.label, "m": $0.m, "n": $0.n, "k": $0.k, "gflops": $0.gflops] },
+        "gemm": r.gemm.map(\.json),
         "gemm_limit_gflops": r.gemmLimit,
         "train": ["molecules": r.trainMolecules, "seconds": r.trainSeconds, "molecules_per_s": r.trainMoleculesPerSecond,
                   "gflops": r.trainAchievedGFLOPS, "fraction_of_limit": r.trainAchievedGFLOPS / max(r.gemmLimit, 1e-9),
