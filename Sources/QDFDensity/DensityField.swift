@@ -22,7 +22,15 @@ import Dispatch
 /// ρ and ψ of one molecule at any point in space, from a model. Immutable after `init`.
 public final class DensityField: Sendable {
     public let model: QDFModel
+    /// The molecule as given: points and atoms are in its coordinates.
     public let molecule: Molecule
+    /// The frame the model evaluates the molecule in (`ModelArchitecture.placed`; the
+    /// identity for an input-frame model). Points are moved into it before evaluation, so
+    /// ρ is returned in the input's coordinates: a rotated input gives the rotated field.
+    public let frame: MoleculeFrame
+    /// The molecule placed in `frame`.
+    let placedMolecule: Molecule
+    /// The geometry of the placed molecule (field grid in `frame`).
     public let geometry: MoleculeGeometry
     /// Molecular orbitals (the model's dim).
     public let orbitalCount: Int
@@ -45,6 +53,8 @@ public final class DensityField: Sendable {
     public init(model: QDFModel, molecule: Molecule) throws {
         self.model = model
         self.molecule = molecule
+        frame = model.hyper.frame == .canonical ? MoleculeFrame.canonical(molecule) : .identity
+        placedMolecule = frame.place(molecule)
         let g = try model.geometry(molecule)
         geometry = g
         let dim = model.hyper.dim, nf = g.fieldCount, no = g.orbitalCount
@@ -86,11 +96,11 @@ public final class DensityField: Sendable {
         gram = gr
     }
 
-    /// The molecule's field-grid points (ångström), in the engine's order.
+    /// The molecule's field-grid points (ångström, input coordinates), in the engine's order.
     public var fieldPoints: [SIMD3<Double>] {
         var out = [SIMD3<Double>]()
         out.reserveCapacity(geometry.fieldCount)
-        for a in 0..<molecule.atomCount { for s in model.sphere { out.append(s + molecule.positions[a]) } }
+        for a in 0..<molecule.atomCount { for s in model.sphere { out.append(frame.fromFrame(s + placedMolecule.positions[a])) } }
         return out
     }
 
@@ -108,9 +118,9 @@ public final class DensityField: Sendable {
         let blocks = (count + DensityField.blockSize - 1) / DensityField.blockSize
         if blocks == 0 { return (rho, orbitals.map { _ in [] }) }
         let threads = min(blocks, defaultWorkers)
-        // Coordinates first (the closure need not be thread-safe).
+        // Coordinates first (the closure need not be thread-safe), moved into the model's frame.
         var xyzValues = [Double](repeating: 0, count: 3 * count)
-        for n in 0..<count { let p = point(n); xyzValues[3 * n] = p.x; xyzValues[3 * n + 1] = p.y; xyzValues[3 * n + 2] = p.z }
+        for n in 0..<count { let p = frame.toFrame(point(n)); xyzValues[3 * n] = p.x; xyzValues[3 * n + 1] = p.y; xyzValues[3 * n + 2] = p.z }
         let xyz = xyzValues
         let dim = orbitalCount, no = basisCount, nsel = orbitals.count
         // W restricted to the chosen orbitals (N_o × n_sel).
@@ -172,7 +182,7 @@ public final class DensityField: Sendable {
     private func basisBlock(xyz: UnsafePointer<Double>, count n: Int, basis: UnsafeMutablePointer<Float>,
                             dist: UnsafeMutablePointer<Float>) {
         let no = basisCount, M = molecule.atomCount
-        molecule.positions.withUnsafeBufferPointer { pos in
+        placedMolecule.positions.withUnsafeBufferPointer { pos in
             for i in 0..<n {
                 let p = SIMD3(xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2])
                 for a in 0..<M { dist[i * M + a] = Float(GridField.distance(p, pos[a])) }

@@ -33,6 +33,8 @@ struct Check: ParsableCommand {
 
     @OptionGroup var chemistry: ChemistryOptions
 
+    @OptionGroup var frameOptions: FrameOptions
+
     func validate() throws {
         guard !inputs.isEmpty else { throw ValidationError("give at least one molecule file") }
         if let f = inputFormat, MoleculeFileFormat(name: f) == nil { throw ValidationError("--input-format: unknown molecule format '\(f)'") }
@@ -41,10 +43,14 @@ struct Check: ParsableCommand {
     func run() throws {
         var failed = false
         try reportingErrors {
-            let check = anyElement ? MoleculeCheck() : MoleculeCheck(model: try loadModel(model))
+            let loaded = anyElement && frameOptions.frame != nil ? nil : try loadModel(model)
+            let check = anyElement ? MoleculeCheck() : MoleculeCheck(model: loaded!)
+            // A canonical-frame model (or --frame canonical): how each molecule's frame is decided.
+            let frames = (frameOptions.frame ?? loaded?.hyper.frame ?? .input) == .canonical
             let allowed = chemistry.allowed
             let unit = CoordinateUnit(name: chemistry.unit) ?? .angstrom
-            print(["location", "molecule", "atoms", "formula", "electrons", "issues"].joined(separator: "\t"))
+            print((["location", "molecule", "atoms", "formula", "electrons", "issues"] + (frames ? ["frame"] : [])).joined(separator: "\t"))
+            var multiFrame = 0
             var molecules = 0, withIssues = 0
             var counts = [MoleculeIssue.Kind: Int]()
             for path in inputs {
@@ -60,13 +66,20 @@ struct Check: ParsableCommand {
                     let text = issues.isEmpty ? "-" : issues.map {
                         "\($0.kind.rawValue)\(allowed.contains($0.kind) ? " (allowed)" : "") at line \(reader.line(ofAtom: $0.atom)): \($0.message)"
                     }.joined(separator: "; ")
-                    print([tsvField(reader.path) + ":\(reader.moleculeLine)", tsvField(m.id), "\(m.atomCount)", m.formula,
-                           "\(m.electronCount - (m.charge ?? 0))", tsvField(text)].joined(separator: "\t"))
+                    var row = [tsvField(reader.path) + ":\(reader.moleculeLine)", tsvField(m.id), "\(m.atomCount)", m.formula,
+                               "\(m.electronCount - (m.charge ?? 0))", tsvField(text)]
+                    if frames {
+                        let a = MoleculeFrame.analyze(m)
+                        if a.frames.count > 1 { multiFrame += 1 }
+                        row.append(a.summary)
+                    }
+                    print(row.joined(separator: "\t"))
                 }
             }
             flushStdout()
             let kinds = MoleculeIssue.Kind.allCases.compactMap { k in counts[k].map { "\($0) \(k.rawValue)" } }
-            log("\(molecules) molecules, \(withIssues) with issues" + (kinds.isEmpty ? "" : " (" + kinds.joined(separator: ", ") + ")"))
+            log("\(molecules) molecules, \(withIssues) with issues" + (kinds.isEmpty ? "" : " (" + kinds.joined(separator: ", ") + ")")
+                + (frames ? "; \(multiFrame) with more than one canonical frame (predictions average over them)" : ""))
         }
         if failed { throw ExitCode.failure }
     }

@@ -39,3 +39,23 @@ func loadModelAndPath(_ path: String?) throws -> (model: QDFModel, path: String)
 }
 
 extension Precision: ExpressibleByArgument {}
+
+extension FrameKind: ExpressibleByArgument {}
+
+/// `--frame`: the frame molecules are placed in, overriding the model's (docs/model.md §17).
+struct FrameOptions: ParsableArguments {
+    @Option(help: "Place molecules as given (input) or in their canonical frame (canonical) before predicting. Default: the frame the model was trained in (its 'frame' metadata; input for the published model).")
+    var frame: FrameKind?
+
+    /// The model, placing molecules in the requested frame; a note on standard error when
+    /// that differs from the frame it was trained in.
+    func apply(to model: QDFModel, log shouldLog: Bool = true) -> QDFModel {
+        guard let f = frame, f != model.hyper.frame else { return model }
+        if shouldLog {
+            log("note: --frame \(f.rawValue): this model was trained in the \(model.hyper.frame.rawValue) frame; " +
+                (f == .canonical ? "predictions no longer depend on the orientation, but may differ from the model's own figures (docs/model.md §17)"
+                                 : "predictions depend on the molecule's orientation"))
+        }
+        return model.placing(in: f)
+    }
+}

@@ -27,6 +27,8 @@ struct Density: ParsableCommand {
 
     @OptionGroup var chemistry: ChemistryOptions
 
+    @OptionGroup var frameOptions: FrameOptions
+
     @Option(help: "Write ρ (e/bohr³) as a Gaussian cube file here.")
     var cube: String?
 
@@ -86,7 +88,7 @@ struct Density: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let m = try loadModel(model)
+            let m = frameOptions.apply(to: try loadModel(model))
             // The first molecule, checked (elements the model knows, charge, closed shell, geometry).
             let reader = chemistry.checked(try openMoleculeFile(molecule), check: MoleculeCheck(model: m))
             reader.hints[.unknownElement] = "the density needs a model that learned every element of the molecule (--model)"

@@ -44,6 +44,11 @@ struct Predict: ParsableCommand {
 
     @OptionGroup var chemistry: ChemistryOptions
 
+    @OptionGroup var frameOptions: FrameOptions
+
+    @Flag(inversion: .prefixedNo, help: "With the canonical frame: average over every canonical frame a molecule has where a degenerate moment or an undecided axis sign leaves several (exactly invariant), rather than predict in the first alone.")
+    var frameAveraging = true
+
     @Flag(help: "Skip molecules with elements the model never learned, and list them.")
     var skipUnknown = false
 
@@ -92,7 +97,8 @@ struct Predict: ParsableCommand {
         try reportingErrors {
             let group = try joinMPIIfLaunched(workers: workers)
             let (outFormat, inFormat) = try formats()
-            let (m, modelPath) = try loadModelAndPath(model)
+            let (loaded, modelPath) = try loadModelAndPath(model)
+            let m = frameOptions.apply(to: loaded, log: group.map { $0.rank == 0 } ?? true)
             var layerCompute: (any ComputeBackend)? = nil
             if precision == .bf16 {
                 let bf16 = try BF16Compute.available()
@@ -104,6 +110,7 @@ struct Predict: ParsableCommand {
             }
             let predictor = Predictor(model: m, batchSize: batchSize, layerCompute: layerCompute)
             if let w = workers { predictor.workers = max(1, w) }
+            predictor.frameAveraging = frameAveraging
             if let g = group {
                 // Sharded (docs/distributed.md): every rank reads the input; rank 0 alone writes.
                 predictor.workers = g.workersPerRank[g.rank]

@@ -29,6 +29,8 @@ struct RefitReadout: ParsableCommand {
     @Option(help: "Ridge, relative to the diagonal of the normal equations.")
     var ridge = 1e-7
 
+    @OptionGroup var frameOptions: FrameOptions
+
     func validate() throws {
         guard ridge >= 0, ridge.isFinite else { throw ValidationError("--ridge must be ≥ 0") }
     }
@@ -36,7 +38,8 @@ struct RefitReadout: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let start = Date()
-            let m = try QDFModel.load(path: model)
+            // With --frame, the refit is made in that frame and the refitted model records it.
+            let m = frameOptions.apply(to: try QDFModel.load(path: model))
             let train = try readMolecules(dataset + "/train.txt")
             let r = try ReadoutRefit.fit(model: m, molecules: train, ridge: ridge)
             var refitted = m

@@ -63,6 +63,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("hidden-hk"), help: "Width of the Hohenberg–Kohn map.") var hiddenHK = 250
     @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = 3
     @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
+    @Option(help: "Frame the molecules are placed in, in training and in every later use of the model (recorded in it): input (as given, the reference) or canonical (centre of nuclear charge, principal axes, signs by the third moment: the same prediction in any orientation; docs/model.md §17). (default: input; fast: canonical)")
+    var frame: FrameKind?
     @Option(help: "Molecules per mini-batch.") var batchSize = 4
     @Option(help: "Starting point for the options below: reference (the published recipe: StepLR from lr 1e-4, every epoch evaluated) or fast (bundled model v2's: lr 3e-4, 1 warm-up epoch, cosine to 1e-5 over a 2.5 h time budget, element baseline, EMA 0.9995, evaluation every 5 epochs; docs/training.md). Options given explicitly override it.")
     var recipe: TrainingRecipe = .reference
@@ -106,6 +108,9 @@ struct Train: ParsableCommand {
             if let b = timeBudget, b != "none" { _ = try parseDuration(b) }
             if densityWeight != nil && densityTargets == nil { throw ValidationError("--density-weight needs --density-targets DIR") }
             if let w = densityWeight, !(w > 0) || !w.isFinite { throw ValidationError("--density-weight must be positive") }
+            if densityTargets != nil && (frame ?? (recipe == .fast ? .canonical : .input)) == .canonical {
+                throw ValidationError("--density-targets are sampled on the input frame's grid; give --frame input with them")
+            }
         } else if dataset != nil || output != nil {
             throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
         }
@@ -151,6 +156,7 @@ struct Train: ParsableCommand {
                                           dim: dim, layerFunctional: layerFunctional, hiddenHK: hiddenHK, layerHK: layerHK,
                                           operation: readout.readout)
                 let fast = recipe == .fast
+                o.hyper.frame = frame ?? (fast ? .canonical : .input)
                 o.batchSize = batchSize; o.learningRate = lr ?? (fast ? 3e-4 : 1e-4); o.lrDecay = lrDecay; o.stepSize = stepSize
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
@@ -163,9 +169,9 @@ struct Train: ParsableCommand {
                 o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery ?? (fast ? 5 : 1)
                 o.elementBaseline = elementBaseline ?? fast; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
                 if fast && isRoot {
-                    log("recipe fast: " + String(format: "lr %g, %@ schedule, %g warm-up epoch(s) to lr-min %g, time budget %@, EMA %@, element baseline %@, evaluation every %d epochs",
+                    log("recipe fast: " + String(format: "lr %g, %@ schedule, %g warm-up epoch(s) to lr-min %g, time budget %@, EMA %@, element baseline %@, evaluation every %d epochs, %@ frame",
                                                  o.learningRate, o.schedule.rawValue, o.warmupEpochs, o.lrMin, budget,
-                                                 o.ema.map { "\($0)" } ?? "off", o.elementBaseline ? "on" : "off", o.evalEvery))
+                                                 o.ema.map { "\($0)" } ?? "off", o.elementBaseline ? "on" : "off", o.evalEvery, o.hyper.frame.rawValue))
                 }
                 var targets = [String: [Float]]()
                 if let dir = densityTargets {

@@ -30,11 +30,14 @@ public struct Hyperparameters: Sendable, Equatable {
     public var operation: Readout = .sum
     /// P, the number of predicted properties (`N_output`).
     public var outputs: Int = 1
+    /// Where molecules are placed before predicting (`frame`; docs/model.md §17): as given
+    /// (the reference) or in their canonical frame.
+    public var frame: FrameKind = .input
 
     /// Hyperparameters with the §9 defaults for anything not given (basis 6-31G). Not validated.
     public init(basisSet: BasisSet? = nil, radius: Double = 0.75, gridInterval: Double = 0.3, dim: Int = 250,
                 layerFunctional: Int = 3, hiddenHK: Int = 250, layerHK: Int = 3,
-                operation: Readout = .sum, outputs: Int = 1) {
+                operation: Readout = .sum, outputs: Int = 1, frame: FrameKind = .input) {
         self.basisSet = basisSet ?? (try! BasisSet("6-31G"))
         self.radius = radius
         self.gridInterval = gridInterval
@@ -44,6 +47,7 @@ public struct Hyperparameters: Sendable, Equatable {
         self.layerHK = layerHK
         self.operation = operation
         self.outputs = outputs
+        self.frame = frame
     }
 
     /// Throws `QDFError` (no file/line) for a non-positive or non-finite radius or interval,

@@ -78,8 +78,51 @@ public final class Predictor {
     /// 256 MB; ~300 atoms) are predicted in chunks by `LargeMolecule`, in bounded memory.
     public var largeMoleculeValues = 64 << 20
 
-    /// Predicted values for molecules in memory, in order; unknown elements throw.
+    /// For a canonical-frame model: average each prediction over all of the molecule's
+    /// canonical frames (`MoleculeFrame.frames(of:)`; more than one only where a degenerate
+    /// moment or an undecided sign leaves distinct frames), rather than predicting in the
+    /// first alone. On by default (docs/model.md §17 measures both).
+    public var frameAveraging = true
+
+    /// The placed copies of molecules (each in the frames it is predicted in) and the
+    /// number of copies per molecule.
+    private func framedCopies(_ molecules: some Collection<Molecule>) -> (copies: [Molecule], counts: [Int]) {
+        var copies = [Molecule](), counts = [Int]()
+        copies.reserveCapacity(molecules.count)
+        for m in molecules {
+            let frames = model.architecture.frames(of: m)
+            let used = frameAveraging ? frames[...] : frames.prefix(1)
+            counts.append(used.count)
+            for f in used { copies.append(f.place(m)) }
+        }
+        return (copies, counts)
+    }
+
+    /// The mean of each molecule's `counts[i]` consecutive rows (a row itself when 1).
+    private func averaged(_ values: [[Float]], counts: [Int]) -> [[Float]] {
+        if values.count == counts.count { return values }
+        var out = [[Float]](), next = 0
+        out.reserveCapacity(counts.count)
+        for k in counts {
+            if k == 1 { out.append(values[next]); next += 1; continue }
+            var sum = [Double](repeating: 0, count: values[next].count)
+            for r in next..<(next + k) { for q in sum.indices { sum[q] += Double(values[r][q]) } }
+            out.append(sum.map { Float($0 / Double(k)) })
+            next += k
+        }
+        return out
+    }
+
+    /// Predicted values for molecules in memory, in order (placed in the model's frame);
+    /// unknown elements throw.
     func values(_ molecules: ArraySlice<Molecule>) throws -> [[Float]] {
+        guard model.hyper.frame != .input else { return try placedValues(molecules) }
+        let (copies, counts) = framedCopies(molecules)
+        return averaged(try placedValues(copies[...]), counts: counts)
+    }
+
+    /// Predicted values for molecules exactly where their positions put them.
+    private func placedValues(_ molecules: ArraySlice<Molecule>) throws -> [[Float]] {
         if molecules.contains(where: { LargeMolecule.regularValues($0, model: model) > largeMoleculeValues }) {
             var out = [[Float]](), regular = [Molecule](), slots = [Int]()
             for m in molecules {
@@ -89,7 +132,7 @@ public final class Predictor {
                     slots.append(out.count); out.append([]); regular.append(m)
                 }
             }
-            for (slot, v) in zip(slots, try values(regular[...])) { out[slot] = v }
+            for (slot, v) in zip(slots, try placedValues(regular[...])) { out[slot] = v }
             return out
         }
         let n = workers <= 1 || molecules.count < 2 * workers ? 1 : workers
@@ -97,7 +140,7 @@ public final class Predictor {
         let timer = (compute as? TimedCompute)?.timer
         return try engines.predict(count: mols.count, workers: n, batchSize: batchSize, parameters: model.parameters) { r in
             var mark = timer == nil ? 0 : PhaseTimer.now()
-            let g = try mols[r].map { try architecture.geometry($0) }
+            let g = try mols[r].map { try architecture.placedGeometry($0) }
             timer?.lap(.geometry, &mark)
             return g
         }
@@ -107,6 +150,13 @@ public final class Predictor {
     /// (the layout of one process with all ranks' workers, as in `values`) and every size-th
     /// large molecule; rank 0 gets the chunk's values in order, the other ranks [].
     package func shardedValues(_ molecules: [Molecule], group: any ProcessGroup) throws -> [[Float]] {
+        guard model.hyper.frame != .input else { return try placedShardedValues(molecules, group: group) }
+        let (copies, counts) = framedCopies(molecules)
+        let v = try placedShardedValues(copies, group: group)
+        return group.rank == 0 ? averaged(v, counts: counts) : []
+    }
+
+    private func placedShardedValues(_ molecules: [Molecule], group: any ProcessGroup) throws -> [[Float]] {
         let size = group.size, rank = group.rank
         precondition(group.workersPerRank[rank] == workers, "workers must match the group's")
         var largeIndex = [Int](), regularIndex = [Int]()
@@ -121,7 +171,7 @@ public final class Predictor {
         let local = try group.agree("predict its molecules") { () -> [[Float]] in
             var local = count == 0 ? [] : try engines.predict(
                 count: count, shares: layout.shares, owned: layout.shares(ofRank: rank), batchSize: batchSize,
-                parameters: model.parameters) { r in try regular[r].map { try architecture.geometry($0) } }
+                parameters: model.parameters) { r in try regular[r].map { try architecture.placedGeometry($0) } }
             for k in largeIndex.indices where k % size == rank {
                 local.append(try LargeMolecule.predict(molecules[largeIndex[k]], model: model, compute: compute))
             }

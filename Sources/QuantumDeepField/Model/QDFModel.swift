@@ -40,11 +40,30 @@ public struct ModelArchitecture: Sendable, Equatable {
     /// The basis set (`hyper.basisSet`).
     public var basis: BasisSet { hyper.basisSet }
 
-    /// The geometry of a molecule for this model (with V on the field if `withPotential`).
-    /// Throws `QDFError` (no file/line) naming elements outside the dictionary.
+    /// The geometry of a molecule for this model (with V on the field if `withPotential`),
+    /// placed as the model places it (`placed`). Throws `QDFError` (no file/line) naming
+    /// elements outside the dictionary.
     public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
+        try placedGeometry(placed(m), withPotential: withPotential)
+    }
+
+    /// The geometry of a molecule exactly where its positions put it (no frame applied).
+    package func placedGeometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
         try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
                              withPotential: withPotential, outputOffset: elementBaseline?.offset(m).map(Float.init) ?? [])
+    }
+
+    /// The frames this model predicts a molecule in: its canonical frames
+    /// (`MoleculeFrame.frames(of:)`) for a canonical-frame model, the identity otherwise.
+    public func frames(of m: Molecule) -> [MoleculeFrame] {
+        hyper.frame == .canonical ? MoleculeFrame.frames(of: m) : [.identity]
+    }
+
+    /// The molecule as the model places it: in its first canonical frame for a
+    /// canonical-frame model, unchanged otherwise (training, the readout refit and the
+    /// density use this frame; prediction may average over all of `frames(of:)`).
+    public func placed(_ m: Molecule) -> Molecule {
+        hyper.frame == .canonical ? MoleculeFrame.canonical(m).place(m) : m
     }
 
     /// Equal hyperparameters and dictionaries (everything else derives from them).
@@ -135,6 +154,15 @@ public struct QDFModel: Sendable {
         for (k, v) in bias.enumerated() { parameters[offsets.propertyBias + k] = v }
     }
 
+    /// The same model (parameters, metadata) placing molecules in `frame`: e.g. a model
+    /// trained in the input frame run in the canonical one (`qdf predict --frame canonical`).
+    public func placing(in frame: FrameKind) -> QDFModel {
+        guard frame != hyper.frame else { return self }
+        var h = hyper
+        h.frame = frame
+        return try! QDFModel(hyper: h, dictionary: dictionary, parameters: parameters, metadata: metadata)
+    }
+
     /// The geometry of a molecule for this model (`ModelArchitecture.geometry`). Throws
     /// `QDFError` (no file/line) naming elements outside the dictionary.
     public func geometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
@@ -157,6 +185,7 @@ public struct QDFModel: Sendable {
         md["operation"] = hyper.operation.rawValue
         md["N_output"] = String(hyper.outputs)
         md["orbital_dict"] = dictionary.json
+        md["frame"] = hyper.frame.rawValue
         return md
     }
 
@@ -214,11 +243,15 @@ public struct QDFModel: Sendable {
         }
         let op = md["operation"] ?? "sum"
         guard let readout = Readout(rawValue: op) else { throw QDFError("metadata 'operation' must be sum or mean, not '\(op)'") }
+        let frameName = md["frame"] ?? "input"
+        guard let frame = FrameKind(rawValue: frameName) else {
+            throw QDFError("metadata 'frame' must be input or canonical, not '\(frameName)'")
+        }
         let h = Hyperparameters(
             basisSet: try BasisSet(md["basis_set"] ?? "6-31G"),
             radius: try number("radius", 0.75), gridInterval: try number("grid_interval", 0.3),
             dim: coef.shape[1], layerFunctional: layerF, hiddenHK: wd.shape[0], layerHK: layerHK,
-            operation: readout, outputs: wp.shape[0])
+            operation: readout, outputs: wp.shape[0], frame: frame)
         for (key, value) in [("dim", h.dim), ("layer_functional", layerF), ("hidden_HK", h.hiddenHK), ("layer_HK", layerHK), ("N_output", h.outputs)] {
             if let s = md[key], Int(s) != value {
                 throw QDFError("metadata says \(key) = \(s) but the tensors give \(value)")
@@ -239,7 +272,7 @@ public struct QDFModel: Sendable {
         }
         var extraMeta = md
         for k in ["basis_set", "radius", "grid_interval", "dim", "layer_functional", "hidden_HK", "layer_HK",
-                  "operation", "N_output", "orbital_dict"] { extraMeta[k] = nil }
+                  "operation", "N_output", "orbital_dict", "frame"] { extraMeta[k] = nil }
         try self.init(hyper: h, dictionary: dict, parameters: params, metadata: extraMeta)
     }
 }
