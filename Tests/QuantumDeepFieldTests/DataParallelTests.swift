@@ -200,15 +200,16 @@ struct DataParallelTests {
                 == String(contentsOfFile: dir.file("ranks/predictions_test.tsv"), encoding: .utf8))
     }
 
-    @Test("Sharded prediction on ranks equals one process with all their workers, value for value, in input order",
-          arguments: [[1, 1], [2, 1]])
-    func shardedPrediction(workers: [Int]) throws {
+    @Test("Sharded prediction on ranks equals one process with all their workers, value for value, in input order (input and canonical frame)",
+          arguments: [[1, 1], [2, 1]], [FrameKind.input, .canonical])
+    func shardedPrediction(workers: [Int], frame: FrameKind) throws {
         let dir = try TemporaryDirectory()
         let folder = try TrainingTests.writeDataset(dir)
         let data = try Dataset.load(directory: folder)
         let options = try TrainingTests.smallOptions(epochs: 1)
         var hyper = options.hyper
         hyper.outputs = 1
+        hyper.frame = frame
         let model = try QDFModel(hyper: hyper, dictionary: data.orbitalDictionary(basis: hyper.basisSet), seed: 3)
         let sizes = data.train.map { LargeMolecule.regularValues($0, model: model) }.sorted()
         let threshold = sizes[sizes.count - 4]  // the 3 largest molecules go through LargeMolecule

@@ -82,18 +82,19 @@ struct MPITests {
         #expect(files == ["learning_curve.tsv", "model.safetensors", "predictions_test.tsv", "state.safetensors"], "\(files)")
     }
 
-    @Test("Sharded prediction writes the single-process file byte for byte (2 ranks; 3 ranks with uneven shares)",
+    @Test("Sharded prediction writes the single-process file byte for byte (2 ranks; 3 ranks with uneven shares, in the canonical frame)",
           .enabled(if: available, skip))
     func prediction() throws {
         let dir = try TemporaryDirectory()
         let model = Shared.referenceModel
         let input = Self.data + "/train.txt"
-        for (ranks, batch) in [(2, 32), (3, 5)] {
+        // 3 ranks in the canonical frame: the frames (and their averages) are formed on every rank alike.
+        for (ranks, batch, frame) in [(2, 32, [String]()), (3, 5, ["--frame", "canonical"])] {
             let single = try Self.run(ranks: 0, ["predict", "--model", model, input, "-o", dir.file("single\(ranks).tsv"),
-                                                 "--workers", "\(ranks)", "--batch-size", "\(batch)"])
+                                                 "--workers", "\(ranks)", "--batch-size", "\(batch)"] + frame)
             #expect(single.status == 0, "\(single.stderr)")
             let sharded = try Self.run(ranks: ranks, ["predict", "--model", model, input, "-o", dir.file("sharded\(ranks).tsv"),
-                                                      "--workers", "1", "--batch-size", "\(batch)"])
+                                                      "--workers", "1", "--batch-size", "\(batch)"] + frame)
             #expect(sharded.status == 0, "\(sharded.stderr)")
             let a = try Data(contentsOf: URL(fileURLWithPath: dir.file("single\(ranks).tsv")))
             let b = try Data(contentsOf: URL(fileURLWithPath: dir.file("sharded\(ranks).tsv")))

@@ -213,8 +213,14 @@ public struct MoleculeFrame: Sendable, Equatable {
         for axes in candidates {
             let f = MoleculeFrame(origin: c, axes: Rotation(rows: (axes[0], axes[1], axes[2])))
             let u = p.map { f.axes.apply($0) }
-            if kept.contains(where: { sameCoordinates($0.coordinates, u, numbers: m.atomicNumbers, tolerance: t.duplicate) }) { continue }
-            kept.append((f, u, orderKey(u, numbers: m.atomicNumbers)))
+            let key = orderKey(u, numbers: m.atomicNumbers)
+            // Of frames that repeat each other, the one with the larger key stays, so that the
+            // choice does not depend on the order the candidates were formed in.
+            if let i = kept.firstIndex(where: { sameCoordinates($0.coordinates, u, numbers: m.atomicNumbers, tolerance: t.duplicate) }) {
+                if key > kept[i].key { kept[i] = (f, u, key) }
+                continue
+            }
+            kept.append((f, u, key))
         }
         kept.sort { $0.key > $1.key }
         let shape: FrameAnalysis.Shape = switch (tied01, tied12) {
