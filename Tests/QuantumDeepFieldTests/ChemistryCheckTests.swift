@@ -150,7 +150,11 @@ struct ChemistryCheckTests {
         }
         let csv = try String(contentsOfFile: dir.file("e.csv"), encoding: .utf8).split(separator: "\n")
         #expect(csv.first == "id,source,line,atoms,property,unit,predicted,correct,error")
-        #expect(csv.count == 3 && csv[1].hasPrefix("aspirin,\(f("aspirin.sdf")),1,21,atomizationenergy,eV,-100.2086"))
+        // The fields exactly; the value within 2e-3 eV of the one measured on AMD Zen 4 with
+        // OpenBLAS (the GEMM library, chosen by measurement, and the CPU move its last digits).
+        let aspirin = csv.count == 3 ? csv[1].split(separator: ",", omittingEmptySubsequences: false) : []
+        #expect(aspirin.count == 9 && aspirin.prefix(6).joined(separator: ",") == "aspirin,\(f("aspirin.sdf")),1,21,atomizationenergy,eV")
+        #expect(aspirin.count == 9 && abs((Double(aspirin[6]) ?? .nan) + 100.2086) < 2e-3, "\(aspirin)")
         #expect(csv[2].hasPrefix("methanol batch 7,"), "the tab in the XYZ comment is a space: \(csv[2])")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("e.json")))) as? [String: Any]
         #expect(json?["property"] as? [String] == ["atomizationenergy"] && json?["unit"] as? [String] == ["eV"])
