@@ -88,6 +88,9 @@ func benchTable(_ r: BenchmarkReport) -> String {
     s += String(format: "  %d molecules in %.2f s: %.1f molecules/s, %.1f GFLOP/s = %.0f%% of the limit\n\n",
                 r.inferMolecules, r.inferSeconds, r.inferMoleculesPerSecond, r.inferAchievedGFLOPS,
                 100 * r.inferAchievedGFLOPS / max(r.gemmLimit, 1e-9))
+    s += String(format: "canonical frame (docs/model.md §17; one thread, every distinct frame formed)\n  %.1f µs per molecule, %.3f frames per molecule: %.2f%% of a molecule's inference time on one core\n\n",
+                r.frameMicroseconds, r.framesPerMolecule,
+                100 * r.frameMicroseconds / 1e6 / max(r.inferSeconds * Double(r.cores) / Double(max(r.inferMolecules, 1)), 1e-12))
     s += phaseTable(title: "where inference's time goes (thread-seconds; shares of workers × wall time)", phases: r.inferPhases,
                     gemm: r.inferGEMMSeconds, total: r.inferThreadSeconds, forwardOnly: false)
     s += phaseTable(title: "where training's time goes (forward stages timed; the backward passes are in 'other')", phases: r.trainPhases,
@@ -134,6 +137,7 @@ func benchJSON(_ r: BenchmarkReport) -> String {
         "scaling": r.scaling.map { ["atoms": $0.atoms, "molecules": $0.molecules, "ms_per_molecule": $0.msPerMolecule] },
         "scaling_fit": ["intercept_ms": r.scalingFit.intercept, "slope_ms_per_atom": r.scalingFit.slope, "r2": r.scalingFit.r2],
         "peak_resident_mib": r.peakResidentMiB,
+        "canonical_frame": ["microseconds_per_molecule": r.frameMicroseconds, "frames_per_molecule": r.framesPerMolecule],
         "infer_phases": Dictionary(uniqueKeysWithValues: r.inferPhases.map { ($0.key.key, $0.value) }),
         "infer_gemm_seconds": r.inferGEMMSeconds, "infer_thread_seconds": r.inferThreadSeconds,
         "train_phases": Dictionary(uniqueKeysWithValues: r.trainPhases.map { ($0.key.key, $0.value) }),

@@ -44,6 +44,11 @@ public struct BenchmarkReport: Sendable {
     public var scalingFit: (intercept: Double, slope: Double, r2: Double) = (0, 0, 0)
     /// The process's peak resident set size at the end of the run, in MiB.
     public var peakResidentMiB = 0.0
+    /// The canonical frame (docs/model.md §17) of each inference molecule, on one thread:
+    /// microseconds per molecule (every distinct frame formed, as prediction does) and the
+    /// mean number of distinct frames per molecule.
+    public var frameMicroseconds = 0.0
+    public var framesPerMolecule = 0.0
     /// Where the inference pass's time went: thread-seconds per phase (`PhaseTimer`), in
     /// GEMMs, and available (wall seconds × workers).
     public var inferPhases: [Phase: Double] = [:]
@@ -227,6 +232,20 @@ public enum Benchmark {
         r.inferPhases = inferTimer.phases
         r.inferGEMMSeconds = inferTimer.gemmSeconds
         r.inferThreadSeconds = r.inferSeconds * Double(max(1, inferWorkers))
+
+        // 3b. The canonical frame of each inference molecule, one thread, repeated to ≥ 0.2 s.
+        progress("canonical frame")
+        let frameSet = try openInfer.map { try $0().readAll() } ?? syntheticMolecules(count: inferMolecules, atoms: 15...29, seed: 12)
+        if !frameSet.isEmpty {
+            var formed = 0, rounds = 0
+            let t = Date()
+            repeat {
+                for m in frameSet { formed += MoleculeFrame.frames(of: m).count }
+                rounds += 1
+            } while Date().timeIntervalSince(t) < 0.2
+            r.frameMicroseconds = 1e6 * Date().timeIntervalSince(t) / Double(rounds * frameSet.count)
+            r.framesPerMolecule = Double(formed) / Double(rounds * frameSet.count)
+        }
 
         // 4. Inference time against molecule size: the --infer file's molecules grouped by
         //    atom count (sizes with at least 24 molecules), or synthetic ones of 15–29 atoms.
