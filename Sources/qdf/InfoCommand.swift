@@ -39,6 +39,7 @@ struct Info: ParsableCommand {
                 print("  basis \(h.basisSet.name), radius \(h.radius) Å, grid interval \(h.gridInterval) Å (\(m.sphere.count) points per atom)")
                 print("  dim \(h.dim), \(h.layerFunctional) functional layers, HK hidden \(h.hiddenHK), \(h.layerHK) HK layers, readout \(h.operation.rawValue), \(h.outputs) output(s)")
                 print("  orbital dictionary: \(m.dictionary.count) types; elements \(m.dictionary.elements(basis: h.basisSet).joined(separator: " "))")
+                print("  frame: \(h.frame.rawValue) (\(h.frame == .canonical ? "molecules are moved into their canonical frame: the same prediction in any orientation" : "molecules are placed as given: predictions depend on the orientation; --frame canonical changes that"); docs/model.md §17)")
                 print("  parameters: \(m.layout.totalCount)")
                 for k in m.metadata.keys.sorted() { print("  \(k): \(m.metadata[k]!)") }
             }

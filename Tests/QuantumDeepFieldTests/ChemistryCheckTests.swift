@@ -190,7 +190,7 @@ struct ChemistryCheckTests {
         #expect(valuedTSV.stdout.hasPrefix("ID\tCorrect\tPredict\tError\n"))
     }
 
-    @Test("--rotations K: the mean over K fixed orientations with its spread as an extra column")
+    @Test("--rotations K: the mean over K fixed orientations with its spread as an extra column; spread ≈ 0 in the canonical frame")
     func rotations() throws {
         let f = Self.fixture
         let r = try Self.qdf(["predict", "--rotations", "4", f("aspirin.xyz"), f("aspirin.sdf")])
@@ -209,6 +209,10 @@ struct ChemistryCheckTests {
         let mean: Double = each.reduce(0, +) / 4
         let printed: Double = Double(rows[1][1]) ?? 0
         #expect(abs(mean - printed) < 1e-4)
+        // In the canonical frame the K orientations are one input to the model: Spread ≈ 0.
+        let c = try Self.qdf(["predict", "--rotations", "4", "--frame", "canonical", f("aspirin.xyz")])
+        let canonical = c.stdout.split(separator: "\n").dropFirst().first?.split(separator: "\t").map(String.init) ?? []
+        #expect(c.status == 0 && canonical.count == 3 && (Double(canonical[2]) ?? 1) < 1e-4, "\(c.stdout)\(c.stderr)")
     }
 
     @Test("Fixed rotations: identity first, orthonormal, deterministic; a rotated molecule keeps its distances")

@@ -135,7 +135,7 @@ struct MoleculeFrameTests {
         }
     }
 
-    @Test("A model file records its frame; the published model and files without the key are input-frame")
+    @Test("A model file records its frame (qdf info names it); files without the key are input-frame; an unknown frame is refused")
     func recordedFrame() throws {
         let dir = try TemporaryDirectory()
         var model = try ModelFileTests.smallModel()
@@ -145,7 +145,12 @@ struct MoleculeFrameTests {
         let loaded = try QDFModel.load(path: dir.file("m.safetensors"))
         #expect(loaded.hyper.frame == .canonical && loaded.parameters == model.parameters)
         #expect(loaded.fileMetadata["frame"] == "canonical")
+        // qdf info names it.
+        let info = try runProcess(InterruptionTests.qdf, ["info", "--model", dir.file("m.safetensors")])
+        #expect(info.stdout.contains("frame: canonical"), "\(info.stdout)\(info.stderr)")
         let bad = try SafetensorsFile.parse(try Data(contentsOf: URL(fileURLWithPath: dir.file("m.safetensors"))), path: "m")
+        var none = bad.metadata; none["frame"] = nil
+        #expect(try QDFModel(file: SafetensorsFile(tensors: bad.tensors, metadata: none)).hyper.frame == .input)
         var md = bad.metadata; md["frame"] = "sideways"
         #expect(throws: QDFError.self) { _ = try QDFModel(file: SafetensorsFile(tensors: bad.tensors, metadata: md)) }
     }
