@@ -40,6 +40,11 @@ struct Info: ParsableCommand {
                 print("  dim \(h.dim), \(h.layerFunctional) functional layers, HK hidden \(h.hiddenHK), \(h.layerHK) HK layers, readout \(h.operation.rawValue), \(h.outputs) output(s)")
                 print("  orbital dictionary: \(m.dictionary.count) types; elements \(m.dictionary.elements(basis: h.basisSet).joined(separator: " "))")
                 print("  frame: \(h.frame.rawValue) (\(h.frame == .canonical ? "molecules are moved into their canonical frame: the same prediction in any orientation" : "molecules are placed as given: predictions depend on the orientation; --frame canonical changes that"); docs/model.md §17)")
+                if let e = h.environment {
+                    print("  orbital environment: \(e.layers) layers, \(e.features) features, \(e.gaussians) Gaussians, cutoff \(formatParameter(e.cutoff)) Å (docs/model.md §18)")
+                } else {
+                    print("  orbital environment: none (coefficients by orbital type alone, the reference)")
+                }
                 print("  parameters: \(m.layout.totalCount)")
                 for k in m.metadata.keys.sorted() { print("  \(k): \(m.metadata[k]!)") }
             }

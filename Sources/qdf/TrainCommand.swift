@@ -65,6 +65,11 @@ struct Train: ParsableCommand {
     @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
     @Option(help: "Frame the molecules are placed in, in training and in every later use of the model (recorded in it): input (as given, the reference) or canonical (centre of nuclear charge, principal axes, signs by the third moment: the same prediction in any orientation; docs/model.md §17). (default: input; fast: canonical)")
     var frame: FrameKind?
+    @Option(help: "Orbital environment (docs/model.md §18): this many interaction layers over interatomic distances make each atom's LCAO coefficients depend on its neighbourhood (rotation-invariant); 0: off, the reference.")
+    var environmentLayers = 0
+    @Option(help: "Orbital environment: width of the atom features and filters.") var environmentFeatures = 64
+    @Option(help: "Orbital environment: Gaussians of the radial basis over 0 … cutoff.") var environmentGaussians = 32
+    @Option(help: "Orbital environment: cutoff radius (Å); farther atoms do not interact.") var environmentCutoff = 5.0
     @Option(help: "Molecules per mini-batch.") var batchSize = 4
     @Option(help: "Starting point for the options below: reference (the published recipe: StepLR from lr 1e-4, every epoch evaluated) or fast (bundled model v2's: lr 3e-4, 1 warm-up epoch, cosine to 1e-5 over a 2.5 h time budget, element baseline, EMA 0.9995, evaluation every 5 epochs; docs/training.md). Options given explicitly override it.")
     var recipe: TrainingRecipe = .reference
@@ -114,6 +119,12 @@ struct Train: ParsableCommand {
         } else if dataset != nil || output != nil {
             throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
         }
+        if environmentLayers < 0 { throw ValidationError("--environment-layers cannot be negative") }
+        if environmentLayers > 0 {
+            do { try EnvironmentShape(layers: environmentLayers, features: environmentFeatures, gaussians: environmentGaussians,
+                                      cutoff: environmentCutoff).validate() }
+            catch let e as QDFError { throw ValidationError(e.message) }
+        }
         if let w = workers, w < 1 { throw ValidationError("--workers must be positive") }
     }
 
@@ -127,7 +138,7 @@ struct Train: ParsableCommand {
                 trainer = try Trainer.resume(runDirectory: r, workers: w, group: group) { options, architecture, train in
                     try loadDensityTargets(options.densityTargets!, train: train, sphere: architecture.sphere, log: isRoot)
                 }
-                if isRoot { log("resuming \(r) at epoch \(trainer.records.count)") }
+                if isRoot { log("resuming \(r) in epoch \(trainer.position.epoch) after batch \(trainer.position.batch) of \(trainer.options.epochs) epochs") }
             } else {
                 let start = Date()
                 // The chemistry checks on every molecule of the data set (any element), so that
@@ -157,6 +168,10 @@ struct Train: ParsableCommand {
                                           operation: readout.readout)
                 let fast = recipe == .fast
                 o.hyper.frame = frame ?? (fast ? .canonical : .input)
+                if environmentLayers > 0 {
+                    o.hyper.environment = EnvironmentShape(layers: environmentLayers, features: environmentFeatures,
+                                                           gaussians: environmentGaussians, cutoff: environmentCutoff)
+                }
                 o.batchSize = batchSize; o.learningRate = lr ?? (fast ? 3e-4 : 1e-4); o.lrDecay = lrDecay; o.stepSize = stepSize
                 o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
                 o.cacheBytes = Int(cacheGib * Double(1 << 30))
@@ -183,6 +198,9 @@ struct Train: ParsableCommand {
                 }
                 trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group,
                                       densityTargets: targets)
+                if isRoot, let e = o.hyper.environment {
+                    log("orbital environment: \(e.layers) layers, \(e.features) features, \(e.gaussians) Gaussians, cutoff \(e.cutoff) Å (docs/model.md §18)")
+                }
                 if isRoot {
                     log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
                                data.name, data.train.count, data.val.count, data.test.count, data.outputs,

@@ -38,6 +38,10 @@ struct DoubleReference {
         }
         var c = [[Double]](repeating: [Double](repeating: 0, count: d), count: no)
         for k in 0..<no { for j in 0..<d { c[k][j] = coef[c0 + Int(g.orbitalType[k]) * d + j] } }
+        if let env = model.hyper.environment {
+            let delta = environmentTerm(g, env)
+            for k in 0..<no { for j in 0..<d { c[k][j] += delta[k][j] } }
+        }
         for j in 0..<d {
             let n = max((0..<no).reduce(0.0) { $0 + c[$1][j] * c[$1][j] }.squareRoot(), 1e-12)
             for k in 0..<no { c[k][j] /= n }
@@ -50,6 +54,53 @@ struct DoubleReference {
             for i in 0..<nf { psi[i][j] *= scale / n }
         }
         return psi
+    }
+
+    /// The orbital environment's term of the coefficient rows (docs/model.md §18), N_o × dim,
+    /// written from the equations with plain loops.
+    func environmentTerm(_ g: MoleculeGeometry, _ sh: EnvironmentShape) -> [[Double]] {
+        let M = g.atomCount, no = g.orbitalCount, d = model.hyper.dim, F = sh.features, K = sh.gaussians
+        func matrix(_ name: String) -> [[Double]] {
+            let t = tensor(name), cols = model.layout[name]!.shape[1]
+            return (0..<(t.count / cols)).map { r in (0..<cols).map { t[t.startIndex + r * cols + $0] } }
+        }
+        func vector(_ name: String) -> [Double] { Array(tensor(name)) }
+        func linear(_ x: [Double], _ w: [[Double]], _ b: [Double]?) -> [Double] {
+            w.enumerated().map { o, row in zip(row, x).reduce(b?[o] ?? 0) { $0 + $1.0 * $1.1 } }
+        }
+        func ssp(_ v: Double) -> Double { log(0.5 * exp(v) + 0.5) }
+        let spacing = sh.cutoff / Double(K - 1), gamma = 0.5 / (spacing * spacing)
+        var firstType = [Int](repeating: -1, count: M)
+        for k in 0..<no where firstType[Int(g.orbitalAtom[k])] < 0 { firstType[Int(g.orbitalAtom[k])] = Int(g.orbitalType[k]) }
+        let embedding = matrix("environment.embedding.weight")
+        var x = (0..<M).map { embedding[firstType[$0]] }
+        for l in 0..<sh.layers {
+            let f0 = matrix("environment.\(l).filter.0.weight"), b0 = vector("environment.\(l).filter.0.bias")
+            let f1 = matrix("environment.\(l).filter.1.weight"), b1 = vector("environment.\(l).filter.1.bias")
+            let v = matrix("environment.\(l).input.weight")
+            let u0 = matrix("environment.\(l).update.0.weight"), c0 = vector("environment.\(l).update.0.bias")
+            let u1 = matrix("environment.\(l).update.1.weight"), c1 = vector("environment.\(l).update.1.bias")
+            let y = x.map { linear($0, v, nil) }
+            var next = x
+            for a in 0..<M {
+                var m = [Double](repeating: 0, count: F)
+                for b in 0..<M where b != a {
+                    let r = Double(g.atomDistances[a * M + b])
+                    guard r < sh.cutoff else { continue }
+                    let e = (0..<K).map { exp(-gamma * pow(r - Double($0) * spacing, 2)) }
+                    let w = linear(linear(e, f0, b0).map(ssp), f1, b1).map { $0 * 0.5 * (cos(Double.pi * r / sh.cutoff) + 1) }
+                    for j in 0..<F { m[j] += y[b][j] * w[j] }
+                }
+                let update = linear(linear(m, u0, c0).map(ssp), u1, c1)
+                for j in 0..<F { next[a][j] += update[j] }
+            }
+            x = next
+        }
+        let gate = matrix("environment.gate.weight"), out = matrix("environment.output.weight")
+        return (0..<no).map { k in
+            let z = (0..<F).map { x[Int(g.orbitalAtom[k])][$0] * gate[Int(g.orbitalType[k])][$0] }
+            return (0..<d).map { j in (0..<F).reduce(0.0) { $0 + out[j][$1] * z[$1] } }
+        }
     }
 
     func dense(_ x: [Double], _ w: String, _ b: String, relu: Bool) -> [Double] {

@@ -10,7 +10,9 @@ import QDFReports
 /// differences of an independent Float64 implementation (DoubleReference), step 1e-5.
 /// Tolerance: |analytic − numeric| ≤ 1e-3·max(|numeric|, 1e-2·(largest |gradient| of
 /// that tensor)) — Float32 accumulations give ~1e-5 relative error, so 1e-3 catches any
-/// wrong term while tolerating rounding.
+/// wrong term while tolerating rounding. The orbital environment's tensors take the larger of
+/// their own and the coefficients' largest gradient as that scale (their gradients come
+/// through dC, rounded on the coefficients' scale; they are 10⁻³–1 of it here).
 @Suite("Gradients (finite differences)")
 struct GradientTests {
     static func molecules() -> [Molecule] {
@@ -28,22 +30,31 @@ struct GradientTests {
         ]
     }
 
-    static func model(_ op: Readout, layers: Int) throws -> (QDFModel, [MoleculeGeometry]) {
+    static func model(_ op: Readout, layers: Int, environment: EnvironmentShape? = nil) throws -> (QDFModel, [MoleculeGeometry]) {
         let basis = try BasisSet("3-21G")
         var dict = OrbitalDictionary()
         for m in molecules() { dict.add(m, basis: basis) }
         let h = Hyperparameters(basisSet: basis, radius: 0.75, gridInterval: 0.3, dim: 7, layerFunctional: layers,
-                                hiddenHK: 6, layerHK: layers, operation: op, outputs: 2)
+                                hiddenHK: 6, layerHK: layers, operation: op, outputs: 2, environment: environment)
         var model = try QDFModel(hyper: h, dictionary: dict, seed: 7)
         // Spread ζ so that the ζ gradients are not all alike.
         let z = model.layout["zeta.weight"]!
         for (n, i) in z.range.enumerated() { model.parameters[i] = 0.6 + 0.15 * Float(n % 5) }
+        if environment != nil {
+            // The environment's output starts at zero (no gradient reaches the layers below
+            // it) and its gate at one: random values instead, so that every tensor is checked.
+            var rng = RandomGenerator(seed: 3)
+            for name in ["environment.output.weight", "environment.gate.weight"] {
+                for i in model.layout[name]!.range { model.parameters[i] = Float(rng.nextUniform(-0.8, 0.8)) }
+            }
+        }
         let geoms = try molecules().map { try model.geometry($0, withPotential: true) }
         return (model, geoms)
     }
 
-    func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never, densityWeight: Float = 0) throws {
-        var (model, geoms) = try Self.model(op, layers: layers)
+    func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never, densityWeight: Float = 0,
+               environment: EnvironmentShape? = nil) throws {
+        var (model, geoms) = try Self.model(op, layers: layers, environment: environment)
         if densityWeight > 0 {
             // Targets for the first two molecules (the third has none): the model's own ρ
             // moved by ±30 % at random, far from ρ so that no step of the differences
@@ -76,6 +87,7 @@ struct GradientTests {
         let groups = ParameterGroups(model.layout)
         let trained = Set(path == "E" ? groups.energy : groups.potential)
         var checked = 0
+        let coefficientScale = Double(model.layout["coefficient.weight"]!.range.map { abs(grad[$0]) }.max() ?? 0)
         for (t, e) in model.layout.entries.enumerated() {
             let maxGrad = e.range.map { abs(grad[$0]) }.max() ?? 0
             if !trained.contains(t) {
@@ -93,7 +105,10 @@ struct GradientTests {
                 reference.p[i] = x
                 let numeric = (lp - lm) / (2 * h)
                 let analytic = Double(grad[i])
-                let scale = max(abs(numeric), 1e-2 * Double(maxGrad))
+                // The orbital environment's gradients arrive through dC, whose Float32 rounding
+                // is relative to the coefficient gradient's scale: that scale sets their floor.
+                let floor = e.name.hasPrefix("environment.") ? max(Double(maxGrad), coefficientScale) : Double(maxGrad)
+                let scale = max(abs(numeric), 1e-2 * floor)
                 #expect(abs(analytic - numeric) <= 1e-3 * scale,
                         "\(path) \(op) \(e.name)[\(i - e.offset)]: analytic \(analytic), numeric \(numeric)")
                 checked += 1
@@ -131,4 +146,19 @@ struct GradientTests {
 
     @Test("Loss_V with no HK hidden layers")
     func potentialShallow() throws { try check(op: .sum, layers: 0, path: "V") }
+
+    /// Two layers, 5 features, 6 Gaussians; a 2 Å cutoff leaves some pairs of HCN and water
+    /// outside it.
+    static let environment = EnvironmentShape(layers: 2, features: 5, gaussians: 6, cutoff: 2)
+
+    @Test("Loss_E through the orbital environment (§18), ψ formed and through the basis")
+    func energyEnvironment() throws {
+        try check(op: .sum, layers: 2, path: "E", environment: Self.environment)
+        try check(op: .mean, layers: 1, path: "E", policy: .always, environment: Self.environment)
+    }
+
+    @Test("Loss_V through the orbital environment (§18)")
+    func potentialEnvironment() throws {
+        try check(op: .sum, layers: 1, path: "V", environment: Self.environment)
+    }
 }

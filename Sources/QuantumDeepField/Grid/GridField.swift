@@ -79,6 +79,9 @@ public struct MoleculeGeometry: Sendable {
     /// N_f × M distances in Å from field point i to atom a, row-major (Float32 rounded from
     /// Float64, zero rule applied; docs/model.md §4).
     public let distances: [Float]
+    /// M × M interatomic distances in Å, row-major (Float32 rounded from Float64), for the
+    /// orbital environment (docs/model.md §18).
+    public let atomDistances: [Float]
     /// N_f external potential values V_i (§4; empty unless requested).
     public let potential: [Float]
     /// The molecule's P property values in its data set's unit, as Float32 (may be empty).
@@ -122,9 +125,10 @@ public struct MoleculeGeometry: Sendable {
         }
         distances = d
         potential = v
+        atomDistances = OrbitalEnvironment.atomDistances(m.positions)
         properties = m.properties.map(Float.init)
     }
 
     /// Approximate bytes held by this geometry (its arrays plus a fixed 128; for memory budgets).
-    public var byteCount: Int { 4 * (distances.count + potential.count + densityTarget.count + 3 * orbitalCount + properties.count) + 128 }
+    public var byteCount: Int { 4 * (distances.count + atomDistances.count + potential.count + densityTarget.count + 3 * orbitalCount + properties.count) + 128 }
 }

@@ -61,6 +61,11 @@ package final class ScratchArena {
         bytes(n * MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: n)
     }
 
+    /// `n` uninitialized Int32 values, valid until the next `reset()`.
+    package func int32s(_ n: Int) -> UnsafeMutablePointer<Int32> {
+        bytes(n * MemoryLayout<Int32>.stride).bindMemory(to: Int32.self, capacity: n)
+    }
+
     /// `n` uninitialized Double values, valid until the next `reset()`.
     package func doubles(_ n: Int) -> UnsafeMutablePointer<Double> {
         bytes(n * MemoryLayout<Double>.stride).bindMemory(to: Double.self, capacity: n)

@@ -213,7 +213,7 @@ public final class Engine {
             let sv = lcaoSaved(m)
             LCAO.basisForward(gm, zeta: p + o.zeta, saved: sv, scratch: scratch)
             timer?.lap(.basis, &mark)
-            LCAO.coefficientForward(gm, coefficient: p + o.coefficient, dim: dim, saved: sv, scratch: scratch)
+            LCAO.coefficientForward(gm, parameters: p, offsets: o, dim: dim, saved: sv, compute: compute, scratch: scratch)
             timer?.lap(.coefficients, &mark)
             folded[m] = EnergyFunctional.foldsFirstLayer(firstLayerThroughBasis, gm, hyper: hyper)
             if folded[m] {
@@ -280,7 +280,7 @@ public final class Engine {
                                           outputs: hyper.outputs, grad: grad, ds: ds.pointer, compute: compute)
         EnergyFunctional.readoutBackward(ds: ds.pointer, rowStart: rowStart, rowCount: rowCount, dim: dim,
                                          operation: hyper.operation, dTop: dA.pointer)
-        if L == 0 { backwardOrbitals(dPsi: dA.pointer, grad: grad); return }
+        if L == 0 { backwardOrbitals(p, dPsi: dA.pointer, grad: grad); return }
         // Layers L−1…1 leave d(h¹) in dC; the first layer's ReLU turns it into dz⁰.
         EnergyFunctional.upperLayersBackward(p: p, offsets: o, rows: rows, dim: dim, h: h[1...].map(\.pointer), grad: grad,
                                              dTop: dA.pointer, dScratch: dB.pointer, dH1: dC.pointer, compute: compute)
@@ -293,13 +293,14 @@ public final class Engine {
             if folded[m] {
                 let d = FirstLayerThroughBasis.backward(gm, w0: w0, gradW0: gw0, dim: dim, lcao: sv, fold: foldSaved(m),
                                                         dZ0: dz0, compute: compute, scratch: scratch)
-                LCAO.coefficientBackward(gm, offsets: o, dim: dim, saved: sv, dCHat: d.dCHat, grad: grad, scratch: scratch)
+                LCAO.coefficientBackward(gm, parameters: p, offsets: o, dim: dim, saved: sv, dCHat: d.dCHat, grad: grad,
+                                         compute: compute, scratch: scratch)
                 LCAO.basisBackward(gm, offsets: o, saved: sv, dPhiHat: d.dPhiHat, grad: grad, scratch: scratch)
             } else {
                 let psi = h[0].pointer + rowStart[m] * dim, dpsi = dA.pointer + rowStart[m] * dim
                 EnergyFunctional.firstLayerBackward(dZ0: dz0, psi: psi, rows: gm.fieldCount, dim: dim, w0: w0, gradW0: gw0,
                                                     dPsi: dpsi, compute: compute)
-                LCAO.backward(gm, offsets: o, dim: dim, saved: sv, psi: psi, dPsi: dpsi, grad: grad,
+                LCAO.backward(gm, parameters: p, offsets: o, dim: dim, saved: sv, psi: psi, dPsi: dpsi, grad: grad,
                               compute: compute, scratch: scratch)
             }
         }
@@ -347,15 +348,16 @@ public final class Engine {
             }
         }
         HohenbergKohnMap.densityBackward(psi: h[0].pointer, dRho: dRho.pointer, rows: rows, dim: dim, dPsi: dA.pointer)
-        backwardOrbitals(dPsi: dA.pointer, grad: grad)
+        backwardOrbitals(p, dPsi: dA.pointer, grad: grad)
         return densityLoss
     }
 
     /// LCAO backward for every molecule of the batch from dψ (rows × dim, overwritten).
-    private func backwardOrbitals(dPsi: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>) {
+    private func backwardOrbitals(_ p: UnsafePointer<Float>, dPsi: UnsafeMutablePointer<Float>,
+                                  grad: UnsafeMutablePointer<Float>) {
         for (m, gm) in batch.enumerated() {
             scratch.reset()
-            LCAO.backward(gm, offsets: offsets, dim: dim, saved: lcaoSaved(m), psi: h[0].pointer + rowStart[m] * dim,
+            LCAO.backward(gm, parameters: p, offsets: offsets, dim: dim, saved: lcaoSaved(m), psi: h[0].pointer + rowStart[m] * dim,
                           dPsi: dPsi + rowStart[m] * dim, grad: grad, compute: compute, scratch: scratch)
         }
     }

@@ -33,11 +33,15 @@ public struct Hyperparameters: Sendable, Equatable {
     /// Where molecules are placed before predicting (`frame`; docs/model.md §17): as given
     /// (the reference) or in their canonical frame.
     public var frame: FrameKind = .input
+    /// The orbital environment (docs/model.md §18): coefficient rows that depend on each
+    /// atom's neighbourhood; nil (the reference) for none (`environment_*` keys).
+    public var environment: EnvironmentShape? = nil
 
     /// Hyperparameters with the §9 defaults for anything not given (basis 6-31G). Not validated.
     public init(basisSet: BasisSet? = nil, radius: Double = 0.75, gridInterval: Double = 0.3, dim: Int = 250,
                 layerFunctional: Int = 3, hiddenHK: Int = 250, layerHK: Int = 3,
-                operation: Readout = .sum, outputs: Int = 1, frame: FrameKind = .input) {
+                operation: Readout = .sum, outputs: Int = 1, frame: FrameKind = .input,
+                environment: EnvironmentShape? = nil) {
         self.basisSet = basisSet ?? (try! BasisSet("6-31G"))
         self.radius = radius
         self.gridInterval = gridInterval
@@ -48,6 +52,7 @@ public struct Hyperparameters: Sendable, Equatable {
         self.operation = operation
         self.outputs = outputs
         self.frame = frame
+        self.environment = environment
     }
 
     /// Throws `QDFError` (no file/line) for a non-positive or non-finite radius or interval,
@@ -60,5 +65,6 @@ public struct Hyperparameters: Sendable, Equatable {
         guard !GridField.sphere(radius: radius, interval: gridInterval).isEmpty else {
             throw QDFError("radius \(radius) with grid interval \(gridInterval) gives no grid points")
         }
+        try environment?.validate()
     }
 }

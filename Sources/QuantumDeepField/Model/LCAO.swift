@@ -7,6 +7,7 @@ import Foundation
 //   φ_ik  = d_ik^(q_k−1) · exp(−ζ_t(k) · d_ik²)          N_f × N_o
 //   φ̂_:k  = φ_:k / max(‖φ_:k‖, ε)
 //   Ĉ_:j  = C_:j / max(‖C_:j‖, ε),  C_k = coefficient[t(k)]   N_o × dim
+//                                   (+ the orbital environment's term, §18, OrbitalEnvironment.swift)
 //   Ψ     = φ̂ Ĉ                                          N_f × dim
 //   ψ_:j  = sqrt(N_e/dim) · Ψ_:j / max(‖Ψ_:j‖, ε)
 //
@@ -104,11 +105,20 @@ public enum LCAO {
         divideColumns(s.phiHat, rows: nf, cols: no, ld: no, by: s.phiNorm)
     }
 
-    /// Ĉ (gathered coefficient rows, column-normalized) and its column norms.
-    package static func coefficientForward(_ g: MoleculeGeometry, coefficient: UnsafePointer<Float>, dim: Int,
-                                           saved s: Saved, scratch: ScratchArena) {
+    /// Ĉ (gathered coefficient rows plus the orbital environment's term where the model has
+    /// one, §18; column-normalized) and its column norms.
+    package static func coefficientForward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>,
+                                           offsets o: ParameterOffsets, dim: Int, saved s: Saved,
+                                           compute: any ComputeBackend, scratch: ScratchArena) {
         let no = g.orbitalCount
-        gatherCoefficients(layout: g.basis, coefficient: coefficient, dim: dim, into: s.cHat)
+        gatherCoefficients(layout: g.basis, coefficient: p + o.coefficient, dim: dim, into: s.cHat)
+        if let env = o.environment {
+            g.atomDistances.withUnsafeBufferPointer { d in
+                OrbitalEnvironment.addForward(layout: g.basis, atomCount: g.atomCount, atomDistances: d.baseAddress!,
+                                              parameters: p, offsets: env, dim: dim, into: s.cHat, compute: compute,
+                                              scratch: scratch)
+            }
+        }
         columnNorms(s.cHat, rows: no, cols: dim, ld: dim, into: s.cNorm, sums: scratch.doubles(dim))
         divideColumns(s.cHat, rows: no, cols: dim, ld: dim, by: s.cNorm)
     }
@@ -131,7 +141,7 @@ public enum LCAO {
                                 dim: Int, saved s: Saved, psi: UnsafeMutablePointer<Float>,
                                 compute: any ComputeBackend, scratch: ScratchArena) {
         basisForward(g, zeta: p + o.zeta, saved: s, scratch: scratch)
-        coefficientForward(g, coefficient: p + o.coefficient, dim: dim, saved: s, scratch: scratch)
+        coefficientForward(g, parameters: p, offsets: o, dim: dim, saved: s, compute: compute, scratch: scratch)
         productForward(g, dim: dim, saved: s, psi: psi, compute: compute, scratch: scratch)
     }
 
@@ -140,7 +150,8 @@ public enum LCAO {
     ///
     /// ψ = s·u, u = Ψ/n:  dΨ_:j = (s·dψ_:j − u_:j (ψ_:jᵀ dψ_:j)) / n_j;  then Ψ = φ̂Ĉ gives
     /// dφ̂ = dΨ Ĉᵀ and dĈ = φ̂ᵀ dΨ.
-    package static func backward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: Saved,
+    package static func backward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>, offsets o: ParameterOffsets,
+                                 dim: Int, saved s: Saved,
                                  psi: UnsafePointer<Float>, dPsi: UnsafeMutablePointer<Float>,
                                  grad: UnsafeMutablePointer<Float>, compute: any ComputeBackend, scratch: ScratchArena) {
         let nf = g.fieldCount, no = g.orbitalCount
@@ -158,7 +169,8 @@ public enum LCAO {
         let dPhiHat = scratch.floats(nf * no), dCHat = scratch.floats(no * dim)
         compute.gemm(.none, .transpose, m: nf, n: no, k: dim, a: dPsi, lda: dim, b: s.cHat, ldb: dim, c: dPhiHat, ldc: no)
         compute.gemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dPsi, ldb: dim, c: dCHat, ldc: dim)
-        coefficientBackward(g, offsets: o, dim: dim, saved: s, dCHat: dCHat, grad: grad, scratch: scratch)
+        coefficientBackward(g, parameters: p, offsets: o, dim: dim, saved: s, dCHat: dCHat, grad: grad,
+                            compute: compute, scratch: scratch)
         basisBackward(g, offsets: o, saved: s, dPhiHat: dPhiHat, grad: grad, scratch: scratch)
     }
 
@@ -176,18 +188,33 @@ public enum LCAO {
     }
 
     /// Ĉ = C / max(‖C‖, ε), column-wise: from dĈ (N_o × dim), adds into the coefficient
-    /// rows' gradient:  dC_:j = (dĈ_:j − Ĉ_:j (Ĉ_:jᵀ dĈ_:j)) / n_j.
-    package static func coefficientBackward(_ g: MoleculeGeometry, offsets o: ParameterOffsets, dim: Int, saved s: Saved,
+    /// rows' gradient:  dC_:j = (dĈ_:j − Ĉ_:j (Ĉ_:jᵀ dĈ_:j)) / n_j; with the orbital
+    /// environment (§18), dC also goes through it into its tensors.
+    package static func coefficientBackward(_ g: MoleculeGeometry, parameters p: UnsafePointer<Float>,
+                                            offsets o: ParameterOffsets, dim: Int, saved s: Saved,
                                             dCHat: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>,
-                                            scratch: ScratchArena) {
+                                            compute: any ComputeBackend, scratch: ScratchArena) {
         let no = g.orbitalCount
         let b = normalizationProjection(s.cHat, dCHat, rows: no, cols: dim, norms: s.cNorm, scratch: scratch)
         let gc = grad + o.coefficient
+        let dC = o.environment == nil ? nil : scratch.floats(no * dim)
         g.orbitalType.withUnsafeBufferPointer { type in
             for k in 0..<no {
                 let dr = dCHat + k * dim, cr = s.cHat + k * dim
                 let target = gc + Int(type[k]) * dim
-                for j in 0..<dim { target[j] += (dr[j] - cr[j] * b[j]) / s.cNorm[j] }
+                if let dC {
+                    let out = dC + k * dim
+                    for j in 0..<dim { let v = (dr[j] - cr[j] * b[j]) / s.cNorm[j]; out[j] = v; target[j] += v }
+                } else {
+                    for j in 0..<dim { target[j] += (dr[j] - cr[j] * b[j]) / s.cNorm[j] }
+                }
+            }
+        }
+        if let env = o.environment, let dC {
+            g.atomDistances.withUnsafeBufferPointer { d in
+                OrbitalEnvironment.backward(layout: g.basis, atomCount: g.atomCount, atomDistances: d.baseAddress!,
+                                            parameters: p, offsets: env, dim: dim, dC: dC, grad: grad,
+                                            compute: compute, scratch: scratch)
             }
         }
     }

@@ -32,6 +32,13 @@ public enum LargeMolecule {
             let p = pp.baseAddress!
             // Ĉ: gathered coefficient rows, column-normalized.
             LCAO.gatherCoefficients(layout: layout, coefficient: p + o.coefficient, dim: dim, into: cHat.pointer)
+            if let env = o.environment {
+                OrbitalEnvironment.atomDistances(m.positions).withUnsafeBufferPointer { d in
+                    OrbitalEnvironment.addForward(layout: layout, atomCount: M, atomDistances: d.baseAddress!, parameters: p,
+                                                  offsets: env, dim: dim, into: cHat.pointer, compute: compute,
+                                                  scratch: ScratchArena())
+                }
+            }
             sums.withUnsafeMutableBufferPointer { columnNorms(cHat.pointer, rows: no, cols: dim, ld: dim, into: cNorm.pointer,
                                                               sums: $0.baseAddress!) }
             divideColumns(cHat.pointer, rows: no, cols: dim, ld: dim, by: cNorm.pointer)

@@ -57,6 +57,8 @@ public struct ParameterLayout: Sendable, Equatable {
         }
         add("W_potential.weight", [1, h.hiddenHK])
         add("W_potential.bias", [1])
+        // The orbital environment's tensors (§18) follow, when it is on.
+        for (name, shape) in h.environment?.tensors(orbitalTypes: nt, dim: h.dim) ?? [] { add(name, shape) }
     }
 }
 
@@ -87,6 +89,8 @@ public struct ParameterOffsets: Sendable {
     public let potentialWeight: Int
     /// `W_potential.bias`, 1.
     public let potentialBias: Int
+    /// The orbital environment's tensors (§18), or nil when it is off.
+    public let environment: EnvironmentOffsets?
 
     /// Resolves the offsets of `layout`, which must have been built from `h` (traps on a
     /// missing tensor).
@@ -105,5 +109,6 @@ public struct ParameterOffsets: Sendable {
         (densityWeight, densityBias) = linear("W_density")
         (hkWeight, hkBias) = stack("W_HK", h.layerHK)
         (potentialWeight, potentialBias) = linear("W_potential")
+        environment = h.environment.map { EnvironmentOffsets(layout, $0) }
     }
 }

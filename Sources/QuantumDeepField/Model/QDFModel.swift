@@ -118,7 +118,8 @@ public struct QDFModel: Sendable {
     }
 
     /// docs/model.md §9: linear layers uniform in ±1/sqrt(fan_in), coefficients standard
-    /// normal, every ζ = 1; one xoshiro256** stream seeded with `seed`, in layout order.
+    /// normal, every ζ = 1 (the orbital environment, §18: embedding standard normal, gate 1,
+    /// output 0); one xoshiro256** stream seeded with `seed`, in layout order.
     /// Overwrites every parameter.
     public mutating func initialize(seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
@@ -128,6 +129,13 @@ public struct QDFModel: Sendable {
                 for i in e.range { parameters[i] = Float(rng.nextNormal()) }
             case "zeta.weight":
                 for i in e.range { parameters[i] = 1 }
+            case "environment.embedding.weight":
+                for i in e.range { parameters[i] = Float(rng.nextNormal()) }
+            case "environment.gate.weight":
+                for i in e.range { parameters[i] = 1 }
+            case "environment.output.weight":
+                // Zero: a new model starts as the reference architecture (§18).
+                for i in e.range { parameters[i] = 0 }
             default:
                 // Weights [out, in] and biases [out] of a linear layer: fan_in is the weight's
                 // second dimension.
@@ -186,6 +194,12 @@ public struct QDFModel: Sendable {
         md["N_output"] = String(hyper.outputs)
         md["orbital_dict"] = dictionary.json
         md["frame"] = hyper.frame.rawValue
+        if let e = hyper.environment {
+            md["environment_layers"] = String(e.layers)
+            md["environment_features"] = String(e.features)
+            md["environment_gaussians"] = String(e.gaussians)
+            md["environment_cutoff"] = formatParameter(e.cutoff)
+        }
         return md
     }
 
@@ -247,11 +261,31 @@ public struct QDFModel: Sendable {
         guard let frame = FrameKind(rawValue: frameName) else {
             throw QDFError("metadata 'frame' must be input or canonical, not '\(frameName)'")
         }
+        // The orbital environment (§18): layers and sizes from its tensors, the cutoff from
+        // the metadata.
+        var environment: EnvironmentShape? = nil
+        if let emb = file["environment.embedding.weight"] {
+            var layers = 0
+            while file["environment.\(layers).input.weight"] != nil { layers += 1 }
+            guard emb.shape.count == 2, let f0 = file["environment.0.filter.0.weight"], f0.shape.count == 2 else {
+                throw QDFError("the model's orbital environment lacks 'environment.0.filter.0.weight' or has misshapen tensors")
+            }
+            guard let cutoff = md["environment_cutoff"].flatMap(Double.init) else {
+                throw QDFError("the model has orbital-environment tensors but no number in metadata 'environment_cutoff'")
+            }
+            environment = EnvironmentShape(layers: layers, features: emb.shape[1], gaussians: f0.shape[1], cutoff: cutoff)
+            for (key, value) in [("environment_layers", layers), ("environment_features", emb.shape[1]),
+                                 ("environment_gaussians", f0.shape[1])] {
+                if let s = md[key], Int(s) != value {
+                    throw QDFError("metadata says \(key) = \(s) but the tensors give \(value)")
+                }
+            }
+        }
         let h = Hyperparameters(
             basisSet: try BasisSet(md["basis_set"] ?? "6-31G"),
             radius: try number("radius", 0.75), gridInterval: try number("grid_interval", 0.3),
             dim: coef.shape[1], layerFunctional: layerF, hiddenHK: wd.shape[0], layerHK: layerHK,
-            operation: readout, outputs: wp.shape[0], frame: frame)
+            operation: readout, outputs: wp.shape[0], frame: frame, environment: environment)
         for (key, value) in [("dim", h.dim), ("layer_functional", layerF), ("hidden_HK", h.hiddenHK), ("layer_HK", layerHK), ("N_output", h.outputs)] {
             if let s = md[key], Int(s) != value {
                 throw QDFError("metadata says \(key) = \(s) but the tensors give \(value)")
@@ -272,7 +306,8 @@ public struct QDFModel: Sendable {
         }
         var extraMeta = md
         for k in ["basis_set", "radius", "grid_interval", "dim", "layer_functional", "hidden_HK", "layer_HK",
-                  "operation", "N_output", "orbital_dict", "frame"] { extraMeta[k] = nil }
+                  "operation", "N_output", "orbital_dict", "frame", "environment_layers", "environment_features",
+                  "environment_gaussians", "environment_cutoff"] { extraMeta[k] = nil }
         try self.init(hyper: h, dictionary: dict, parameters: params, metadata: extraMeta)
     }
 }

@@ -64,9 +64,9 @@ public final class Adam {
 
 /// Which tensors each pass trains (docs/model.md §8), as positions in the layout.
 public struct ParameterGroups: Sendable {
-    /// ζ, coefficients, W_functional, W_property.
+    /// ζ, coefficients (with the orbital environment), W_functional, W_property.
     public let energy: [Int]
-    /// ζ, coefficients, W_density, W_HK, W_potential.
+    /// ζ, coefficients (with the orbital environment), W_density, W_HK, W_potential.
     public let potential: [Int]
 
     /// The groups of `layout`, by tensor-name prefix.
@@ -74,7 +74,7 @@ public struct ParameterGroups: Sendable {
         var e = [Int](), v = [Int]()
         for (i, entry) in layout.entries.enumerated() {
             let n = entry.name
-            if n.hasPrefix("coefficient") || n.hasPrefix("zeta") { e.append(i); v.append(i) }
+            if n.hasPrefix("coefficient") || n.hasPrefix("zeta") || n.hasPrefix("environment") { e.append(i); v.append(i) }
             else if n.hasPrefix("W_functional") || n.hasPrefix("W_property") { e.append(i) }
             else { v.append(i) }
         }

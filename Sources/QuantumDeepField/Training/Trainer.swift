@@ -196,6 +196,9 @@ public final class Trainer {
     var epoch = 0
     var order: [Int] = []
     var nextBatch = 0
+    /// Where the next batch starts: the epoch (0-based, as in `TrainingOutcome.interrupted`
+    /// and the learning curve) and the batches of it already done.
+    public var position: (epoch: Int, batch: Int) { (epoch, nextBatch) }
     var partialLossE = 0.0, partialLossV = 0.0, partialSeconds = 0.0
     /// Seconds of all completed epochs (the learning curve's time column is cumulative).
     var elapsedBefore = 0.0
