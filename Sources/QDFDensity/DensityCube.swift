@@ -91,13 +91,6 @@ public struct DensityCube: Sendable {
     }
 }
 
-/// CPU time of the process so far (user + system, all threads), in seconds.
-public func processCPUSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}
-
 /// ρ along the line through two atoms.
 public struct DensityProfile: Sendable, Equatable {
     /// Distance from the first atom along the line towards the second (Å).

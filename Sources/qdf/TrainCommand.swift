@@ -87,6 +87,8 @@ struct Train: ParsableCommand {
     @Option(help: "Learning rate the cosine schedule ends at. (default: 0; fast: 1e-5)") var lrMin: Double?
     @Option(help: "Stop after this much training time, evaluation included (e.g. 90m, 2.5h, 3600s; none: no limit), with the final evaluation and model written; the cosine schedule is sized to it. (default: none; fast: 2.5h)")
     var timeBudget: String?
+    @Option(help: "What --time-budget and the learning curve's time column count: wall (elapsed seconds) or cpu (this process's CPU seconds, all threads: equal budgets for runs that share a machine; not across MPI ranks).")
+    var budgetClock: BudgetClock = .wall
     @Option(help: "Keep an exponential moving average of the parameters with this decay (e.g. 0.999); it is evaluated and written as the model; 0: none. (default: none; fast: 0.9995)")
     var ema: Double?
     @Option(help: "Loss on the property: mse (the reference), l1, huber or huber:DELTA (δ in the property's unit).")
@@ -179,13 +181,15 @@ struct Train: ParsableCommand {
                 o.warmupEpochs = warmupEpochs ?? (fast ? 1 : 0); o.lrMin = lrMin ?? (fast ? 1e-5 : 0)
                 let budget = timeBudget ?? (fast ? "2.5h" : "none")
                 o.timeBudget = budget == "none" ? nil : try parseDuration(budget)
+                o.budgetClock = budgetClock
                 let decay = ema ?? (fast ? 0.9995 : 0)
                 o.ema = decay == 0 ? nil : decay
                 o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery ?? (fast ? 5 : 1)
                 o.elementBaseline = elementBaseline ?? fast; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
                 if fast && isRoot {
                     log("recipe fast: " + String(format: "lr %g, %@ schedule, %g warm-up epoch(s) to lr-min %g, time budget %@, EMA %@, element baseline %@, evaluation every %d epochs, %@ frame",
-                                                 o.learningRate, o.schedule.rawValue, o.warmupEpochs, o.lrMin, budget,
+                                                 o.learningRate, o.schedule.rawValue, o.warmupEpochs, o.lrMin,
+                                                 budget + (o.budgetClock == .cpu && o.timeBudget != nil ? " (CPU time)" : ""),
                                                  o.ema.map { "\($0)" } ?? "off", o.elementBaseline ? "on" : "off", o.evalEvery, o.hyper.frame.rawValue))
                 }
                 var targets = [String: [Float]]()
@@ -315,6 +319,8 @@ func loadDensityTargets(_ dir: String, train: [Molecule], sphere: [SIMD3<Double>
     }
     return targets
 }
+
+extension BudgetClock: ExpressibleByArgument {}
 
 /// `qdf train --recipe`: the defaults the other options start from.
 enum TrainingRecipe: String, ExpressibleByArgument, CaseIterable {

@@ -104,6 +104,26 @@ struct TrainingTests {
         #expect(curve.rows.count == 4)
     }
 
+    @Test("A CPU-time budget ends the run once the process has used it, and a resumed run keeps that clock")
+    func cpuBudget() throws {
+        let dir = try TemporaryDirectory()
+        let data = try Dataset.load(directory: try Self.writeDataset(dir))
+        var opts = try Self.smallOptions(epochs: 10_000)
+        opts.schedule = .cosine
+        opts.timeBudget = 1.5
+        opts.budgetClock = .cpu
+        let cpuStart = processCPUSeconds()
+        let t = try Trainer(dataset: data, options: opts, runDirectory: dir.file("run"))
+        #expect(try t.train() == .finished)
+        let used = processCPUSeconds() - cpuStart
+        let last = t.records.last!
+        // The curve counts CPU seconds: at least the budget, and no more than this process used.
+        #expect(last.seconds >= 1.5 && last.seconds <= used, "curve \(last.seconds) s, process \(used) s")
+        #expect(last.epoch < 10_000 - 1)
+        let back = try Trainer.resume(runDirectory: dir.file("run"))
+        #expect(back.options.budgetClock == .cpu && back.options.timeBudget == 1.5)
+    }
+
     @Test("--no-hk-map trains on E alone: HK parameters never change")
     func noHKMap() throws {
         let dir = try TemporaryDirectory()

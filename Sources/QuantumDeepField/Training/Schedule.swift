@@ -79,3 +79,19 @@ public struct ParameterAverage: Sendable, Equatable {
         }
     }
 }
+
+/// The clock a training run's time budget counts (`TrainingOptions.budgetClock`).
+public enum BudgetClock: String, Sendable, CaseIterable {
+    /// Elapsed (wall-clock) seconds.
+    case wall
+    /// The process's CPU seconds, all threads (`CLOCK_PROCESS_CPUTIME_ID`): the measure for
+    /// comparing runs that share a machine. Per process: under MPI each rank counts its own.
+    case cpu
+}
+
+/// CPU time of the process so far (user + system, all threads), in seconds.
+public func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}

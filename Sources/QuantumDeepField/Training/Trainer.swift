@@ -38,6 +38,10 @@ public struct TrainingOptions: Sendable, Equatable {
     /// Training time (seconds, evaluation included) after which the run ends, with its final
     /// evaluation and model; the cosine schedule is then sized to it. nil: run all epochs.
     public var timeBudget: Double? = nil
+    /// What the time budget, the cosine schedule sized to it and the learning curve's time
+    /// column count: elapsed (wall-clock) seconds, or the process's CPU seconds, which give
+    /// arms run side by side on a shared machine equal budgets.
+    public var budgetClock: BudgetClock = .wall
     /// Decay of an exponential moving average of the parameters, used for evaluation and
     /// written as the model (nil: none).
     public var ema: Double? = nil
@@ -91,7 +95,7 @@ public struct TrainingOptions: Sendable, Equatable {
          "step_size": String(stepSize), "epochs": String(epochs), "seed": String(seed),
          "hk_map": hkMap ? "true" : "false", "cache_bytes": String(cacheBytes),
          "schedule": schedule.rawValue, "warmup_epochs": "\(warmupEpochs)", "lr_min": "\(lrMin)",
-         "time_budget": timeBudget.map { "\($0)" } ?? "none", "ema": ema.map { "\($0)" } ?? "none",
+         "time_budget": timeBudget.map { "\($0)" } ?? "none", "budget_clock": budgetClock.rawValue, "ema": ema.map { "\($0)" } ?? "none",
          "loss": energyLoss.description, "eval_every": String(evalEvery),
          "fit_element_baseline": elementBaseline ? "true" : "false",
          "clip_norm": clipNorm.map { "\($0)" } ?? "none", "hk_weight": "\(potentialWeight)",
@@ -124,6 +128,10 @@ public struct TrainingOptions: Sendable, Equatable {
         warmupEpochs = try optionalNumber("warmup_epochs") ?? 0
         lrMin = try optionalNumber("lr_min") ?? 0
         timeBudget = try optionalNumber("time_budget")
+        if let s = md["budget_clock"] {
+            guard let v = BudgetClock(rawValue: s) else { throw QDFError("training state: unknown budget clock '\(s)'") }
+            budgetClock = v
+        }
         ema = try optionalNumber("ema")
         if let s = md["loss"] {
             guard let v = EnergyLoss(s) else { throw QDFError("training state: unknown loss '\(s)'") }
@@ -257,6 +265,10 @@ public final class Trainer {
         self.options = options
         self.run = run
         var model = model
+        if let g = group, g.size > 1, options.budgetClock == .cpu, options.timeBudget != nil {
+            // Each rank would count its own CPU time and the ranks could stop at different batches.
+            throw QDFError("a CPU-time budget counts one process; across \(g.size) ranks give the budget in wall-clock time")
+        }
         model.metadata["dataset"] = dataset.name
         for (k, v) in dataset.modelMetadata { model.metadata[k] = v }  // property, unit, property_kind
         model.metadata["train_atoms"] = dataset.trainAtomRange
@@ -343,6 +355,15 @@ public final class Trainer {
         return m
     }
 
+    /// Seconds on the clock of `options.budgetClock` (wall: elapsed; cpu: this process's CPU
+    /// time, all threads), from an arbitrary origin.
+    private func clock() -> Double {
+        switch options.budgetClock {
+        case .wall: return Date().timeIntervalSinceReferenceDate
+        case .cpu: return processCPUSeconds()
+        }
+    }
+
     private var budgetReached: Bool { options.timeBudget.map { elapsedSeconds >= $0 } ?? false }
 
     /// Runs epochs until `options.epochs`, or until `shouldStop` answers true after a batch
@@ -360,7 +381,7 @@ public final class Trainer {
                 for i in stride(from: n - 1, to: 0, by: -1) { order.swapAt(i, rng.nextIndex(i + 1)) }
                 nextBatch = 0; partialLossE = 0; partialLossV = 0; partialSeconds = 0
             }
-            var batchStart = Date()
+            var batchStart = clock()
             var outOfTime = false
             while nextBatch < batches {
                 let position = TrainingPosition(epochs: Double(epoch) + Double(nextBatch) / Double(batches), seconds: elapsedSeconds)
@@ -370,8 +391,8 @@ public final class Trainer {
                 partialLossE += le
                 partialLossV += lv
                 nextBatch += 1
-                let now = Date()
-                partialSeconds += now.timeIntervalSince(batchStart)
+                let now = clock()
+                partialSeconds += now - batchStart
                 batchStart = now
                 report(.batch(epoch: epoch, batch: nextBatch, batches: batches, epochSeconds: partialSeconds))
                 if budgetReached { outOfTime = true; break }
@@ -387,10 +408,10 @@ public final class Trainer {
             var evaluated: (record: EpochRecord, rows: [Prediction])? = nil
             if lastEpoch || (epoch + 1) % options.evalEvery == 0 {
                 report(.evaluating(epoch: epoch))
-                let evalStart = Date()
+                let evalStart = clock()
                 let maeVal = try evaluate(valGeometry, molecules: dataset.val).mae
                 let test = try evaluate(testGeometry, molecules: dataset.test)
-                partialSeconds += Date().timeIntervalSince(evalStart)
+                partialSeconds += clock() - evalStart
                 guard maeVal.isFinite else {
                     throw QDFError("training diverged in epoch \(epoch) (validation MAE \(maeVal)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
                 }
