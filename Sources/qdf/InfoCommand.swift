@@ -45,6 +45,9 @@ struct Info: ParsableCommand {
                 } else {
                     print("  orbital environment: none (coefficients by orbital type alone, the reference)")
                 }
+                print("  potential input: " + (h.potentialFeatures > 0
+                    ? "\(h.potentialFeatures) Gaussians of the external potential into the first functional layer (docs/model.md §19)"
+                    : "none (the functional sees ψ alone, the reference)"))
                 print("  parameters: \(m.layout.totalCount)")
                 for k in m.metadata.keys.sorted() { print("  \(k): \(m.metadata[k]!)") }
             }

@@ -70,6 +70,8 @@ struct Train: ParsableCommand {
     @Option(help: "Orbital environment: width of the atom features and filters.") var environmentFeatures = 64
     @Option(help: "Orbital environment: Gaussians of the radial basis over 0 … cutoff.") var environmentGaussians = 32
     @Option(help: "Orbital environment: cutoff radius (Å); farther atoms do not interact.") var environmentCutoff = 5.0
+    @Option(help: "Potential input (docs/model.md §19): give the energy functional's first layer the external potential at each grid point, expanded in this many Gaussians; 0: off, the reference.")
+    var potentialFeatures = 0
     @Option(help: "Molecules per mini-batch.") var batchSize = 4
     @Option(help: "Starting point for the options below: reference (the published recipe: StepLR from lr 1e-4, every epoch evaluated) or fast (bundled model v2's: lr 3e-4, 1 warm-up epoch, cosine to 1e-5 over a 2.5 h time budget, element baseline, EMA 0.9995, evaluation every 5 epochs; docs/training.md). Options given explicitly override it.")
     var recipe: TrainingRecipe = .reference
@@ -127,6 +129,7 @@ struct Train: ParsableCommand {
                                       cutoff: environmentCutoff).validate() }
             catch let e as QDFError { throw ValidationError(e.message) }
         }
+        if potentialFeatures == 1 || potentialFeatures < 0 { throw ValidationError("--potential-features must be 0 (off) or at least 2") }
         if let w = workers, w < 1 { throw ValidationError("--workers must be positive") }
     }
 
@@ -170,6 +173,7 @@ struct Train: ParsableCommand {
                                           operation: readout.readout)
                 let fast = recipe == .fast
                 o.hyper.frame = frame ?? (fast ? .canonical : .input)
+                o.hyper.potentialFeatures = potentialFeatures
                 if environmentLayers > 0 {
                     o.hyper.environment = EnvironmentShape(layers: environmentLayers, features: environmentFeatures,
                                                            gaussians: environmentGaussians, cutoff: environmentCutoff)
@@ -202,6 +206,9 @@ struct Train: ParsableCommand {
                 }
                 trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group,
                                       densityTargets: targets)
+                if isRoot, o.hyper.potentialFeatures > 0 {
+                    log("potential input: \(o.hyper.potentialFeatures) Gaussians of the external potential into the first functional layer (docs/model.md §19)")
+                }
                 if isRoot, let e = o.hyper.environment {
                     log("orbital environment: \(e.layers) layers, \(e.features) features, \(e.gaussians) Gaussians, cutoff \(e.cutoff) Å (docs/model.md §18)")
                 }

@@ -118,6 +118,24 @@ struct DoubleReference {
         let h = model.hyper
         var rows = orbitals(g)
         for l in 0..<h.layerFunctional {
+            if l == 0 && h.potentialFeatures > 0 {
+                // The potential input (docs/model.md §19): z⁰_i += ξ_i W_vᵀ.
+                let K = h.potentialFeatures, wv = tensor("W_functional_potential.weight"), w0 = wv.startIndex
+                let spacing = 3.5 / Double(K - 1), gamma = 0.5 / (spacing * spacing)
+                rows = rows.enumerated().map { i, row in
+                    let u = log(1 + max(-Double(g.potential[i]), 0))
+                    let xi = (0..<K).map { exp(-gamma * pow(u - Double($0) * spacing, 2)) }
+                    let z = dense(row, "W_functional.0.weight", "W_functional.0.bias", relu: false)
+                    var out = [Double](repeating: 0, count: h.dim)
+                    for j in 0..<h.dim {
+                        var t = z[j]
+                        for k in 0..<K { t += wv[w0 + j * K + k] * xi[k] }
+                        out[j] = max(t, 0)
+                    }
+                    return out
+                }
+                continue
+            }
             rows = rows.map { dense($0, "W_functional.\(l).weight", "W_functional.\(l).bias", relu: true) }
         }
         var s = [Double](repeating: 0, count: h.dim)

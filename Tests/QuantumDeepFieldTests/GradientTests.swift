@@ -30,21 +30,26 @@ struct GradientTests {
         ]
     }
 
-    static func model(_ op: Readout, layers: Int, environment: EnvironmentShape? = nil) throws -> (QDFModel, [MoleculeGeometry]) {
+    static func model(_ op: Readout, layers: Int, environment: EnvironmentShape? = nil,
+                      potentialFeatures: Int = 0) throws -> (QDFModel, [MoleculeGeometry]) {
         let basis = try BasisSet("3-21G")
         var dict = OrbitalDictionary()
         for m in molecules() { dict.add(m, basis: basis) }
         let h = Hyperparameters(basisSet: basis, radius: 0.75, gridInterval: 0.3, dim: 7, layerFunctional: layers,
-                                hiddenHK: 6, layerHK: layers, operation: op, outputs: 2, environment: environment)
+                                hiddenHK: 6, layerHK: layers, operation: op, outputs: 2, environment: environment,
+                                potentialFeatures: potentialFeatures)
         var model = try QDFModel(hyper: h, dictionary: dict, seed: 7)
         // Spread ζ so that the ζ gradients are not all alike.
         let z = model.layout["zeta.weight"]!
         for (n, i) in z.range.enumerated() { model.parameters[i] = 0.6 + 0.15 * Float(n % 5) }
-        if environment != nil {
-            // The environment's output starts at zero (no gradient reaches the layers below
-            // it) and its gate at one: random values instead, so that every tensor is checked.
+        if environment != nil || potentialFeatures > 0 {
+            // The environment's output and the potential input's weight start at zero (no
+            // gradient reaches the environment's layers below it) and the gate at one: random
+            // values instead, so that every tensor is checked.
             var rng = RandomGenerator(seed: 3)
-            for name in ["environment.output.weight", "environment.gate.weight"] {
+            let names = (environment != nil ? ["environment.output.weight", "environment.gate.weight"] : [])
+                + (potentialFeatures > 0 ? ["W_functional_potential.weight"] : [])
+            for name in names {
                 for i in model.layout[name]!.range { model.parameters[i] = Float(rng.nextUniform(-0.8, 0.8)) }
             }
         }
@@ -53,8 +58,8 @@ struct GradientTests {
     }
 
     func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never, densityWeight: Float = 0,
-               environment: EnvironmentShape? = nil) throws {
-        var (model, geoms) = try Self.model(op, layers: layers, environment: environment)
+               environment: EnvironmentShape? = nil, potentialFeatures: Int = 0) throws {
+        var (model, geoms) = try Self.model(op, layers: layers, environment: environment, potentialFeatures: potentialFeatures)
         if densityWeight > 0 {
             // Targets for the first two molecules (the third has none): the model's own ρ
             // moved by ±30 % at random, far from ρ so that no step of the differences
@@ -160,5 +165,12 @@ struct GradientTests {
     @Test("Loss_V through the orbital environment (§18)")
     func potentialEnvironment() throws {
         try check(op: .sum, layers: 1, path: "V", environment: Self.environment)
+    }
+
+    @Test("Loss_E through the potential input (§19), ψ formed and through the basis, with the environment too")
+    func energyPotentialInput() throws {
+        try check(op: .sum, layers: 2, path: "E", potentialFeatures: 5)
+        try check(op: .mean, layers: 1, path: "E", policy: .always, potentialFeatures: 4)
+        try check(op: .sum, layers: 2, path: "E", policy: .always, environment: Self.environment, potentialFeatures: 5)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 // The energy functional (docs/model.md §6): a DNN from the molecular orbitals ψ to the
 // energy (or any properties), forward and backward, every piece of it here:
 //
@@ -58,13 +60,18 @@ public enum EnergyFunctional {
     }
 
     /// The whole stack from ψ: `h[0]` holds ψ (rows × dim); fills h[1…L] (consecutive
-    /// entries must differ; the chunked path alternates two buffers). Returns h[L].
+    /// entries must differ; the chunked path alternates two buffers). Returns h[L]. With the
+    /// potential input (§19), `potentialInput` is its ξ (rows × K).
     @discardableResult
     package static func layers(p: UnsafePointer<Float>, offsets o: ParameterOffsets, rows: Int, dim: Int,
-                               h: [UnsafeMutablePointer<Float>], compute: any ComputeBackend) -> UnsafeMutablePointer<Float> {
+                               h: [UnsafeMutablePointer<Float>], compute: any ComputeBackend,
+                               potentialInput: (xi: UnsafePointer<Float>, count: Int)? = nil) -> UnsafeMutablePointer<Float> {
         let L = o.functionalWeight.count
         guard L >= 1 else { return h[0] }
         firstLayer(psi: h[0], rows: rows, dim: dim, w0: p + o.functionalWeight[0], z0: h[1], compute: compute)
+        if let (xi, K) = potentialInput, let wv = o.potentialInput {
+            compute.gemm(.none, .transpose, m: rows, n: dim, k: K, a: xi, lda: K, b: p + wv, ldb: K, beta: 1, c: h[1], ldc: dim)
+        }
         activateFirstLayer(h[1], rows: rows, dim: dim, bias: p + o.functionalBias[0])
         upperLayers(p: p, offsets: o, rows: rows, dim: dim, h: Array(h[1...]), compute: compute)
         return h[L]
@@ -151,6 +158,45 @@ public enum EnergyFunctional {
     package static func activateFirstLayerBackward(_ dz: UnsafeMutablePointer<Float>, h1: UnsafePointer<Float>,
                                                    rows: Int, dim: Int, gradBias: UnsafeMutablePointer<Float>) {
         DenseStack.maskReLUAndSumRows(dz, activations: h1, rows: rows, width: dim, into: gradBias)
+    }
+
+    // MARK: The potential input (docs/model.md §19, an option)
+
+    /// The largest u = ln(1 + v) the Gaussians of the potential input span (v = −V_i; a grid
+    /// point 0.15 Å from a fluorine nucleus has v ≈ 9, u ≈ 2.3).
+    package static let potentialInputSpan: Float = 3.5
+
+    /// ξ_iκ = exp(−γ (ln(1 − V_i) − μ_κ)²), μ_κ = κ·3.5/(K−1), γ = 1/(2 (3.5/(K−1))²), for
+    /// `rows` values of V (≤ 0): rows × K into `xi`.
+    package static func potentialFeatures(_ v: UnsafePointer<Float>, rows: Int, count K: Int,
+                                          into xi: UnsafeMutablePointer<Float>) {
+        let spacing = potentialInputSpan / Float(K - 1), gamma = 0.5 / (spacing * spacing)
+        for i in 0..<rows {
+            let u = log1pf(max(-v[i], 0)), r = xi + i * K
+            for k in 0..<K { let t = u - Float(k) * spacing; r[k] = -gamma * t * t }
+            VectorMath.expInPlace(r, count: K)
+        }
+    }
+
+    /// z⁰ += ξ W_vᵀ for one molecule's rows (before bias and ReLU): the external potential at
+    /// each grid point as an input of the first layer. `xi` is rows × K scratch.
+    package static func addPotentialInput(_ g: MoleculeGeometry, wv: UnsafePointer<Float>, count K: Int, dim: Int,
+                                          z0: UnsafeMutablePointer<Float>, compute: any ComputeBackend,
+                                          scratch: ScratchArena) {
+        precondition(g.potential.count == g.fieldCount, "geometry of '\(g.id)' was built without the potential")
+        let xi = scratch.floats(g.fieldCount * K)
+        g.potential.withUnsafeBufferPointer { potentialFeatures($0.baseAddress!, rows: g.fieldCount, count: K, into: xi) }
+        compute.gemm(.none, .transpose, m: g.fieldCount, n: dim, k: K, a: xi, lda: K, b: wv, ldb: K, beta: 1, c: z0, ldc: dim)
+    }
+
+    /// From dz⁰ of one molecule's rows: dW_v += dz⁰ᵀ ξ (ξ recomputed in `scratch`).
+    package static func potentialInputBackward(_ g: MoleculeGeometry, dZ0: UnsafePointer<Float>, count K: Int, dim: Int,
+                                               gradWv: UnsafeMutablePointer<Float>, compute: any ComputeBackend,
+                                               scratch: ScratchArena) {
+        let xi = scratch.floats(g.fieldCount * K)
+        g.potential.withUnsafeBufferPointer { potentialFeatures($0.baseAddress!, rows: g.fieldCount, count: K, into: xi) }
+        compute.gemm(.transpose, .none, m: dim, n: K, k: g.fieldCount, a: dZ0, lda: dim, b: xi, ldb: K,
+                     beta: 1, c: gradWv, ldc: K)
     }
 
     /// z⁰ = ψ W₀ᵀ for one molecule's rows: adds dW₀ += dz⁰ᵀ ψ and writes dψ = dz⁰ W₀.

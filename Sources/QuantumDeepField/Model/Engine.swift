@@ -227,6 +227,10 @@ public final class Engine {
                                                 z0: h[1].pointer + rowStart[m] * dim, compute: compute)
                 }
             }
+            if let wv = o.potentialInput {
+                EnergyFunctional.addPotentialInput(gm, wv: p + wv, count: hyper.potentialFeatures, dim: dim,
+                                                   z0: h[1].pointer + rowStart[m] * dim, compute: compute, scratch: scratch)
+            }
             timer?.lap(.orbitals, &mark)
         }
         if L >= 1 {
@@ -290,6 +294,10 @@ public final class Engine {
         for (m, gm) in batch.enumerated() {
             scratch.reset()
             let dz0 = dC.pointer + rowStart[m] * dim, sv = lcaoSaved(m)
+            if let wv = o.potentialInput {
+                EnergyFunctional.potentialInputBackward(gm, dZ0: dz0, count: hyper.potentialFeatures, dim: dim,
+                                                        gradWv: grad + wv, compute: compute, scratch: scratch)
+            }
             if folded[m] {
                 let d = FirstLayerThroughBasis.backward(gm, w0: w0, gradW0: gw0, dim: dim, lcao: sv, fold: foldSaved(m),
                                                         dZ0: dz0, compute: compute, scratch: scratch)

@@ -36,12 +36,16 @@ public struct Hyperparameters: Sendable, Equatable {
     /// The orbital environment (docs/model.md §18): coefficient rows that depend on each
     /// atom's neighbourhood; nil (the reference) for none (`environment_*` keys).
     public var environment: EnvironmentShape? = nil
+    /// K_v, Gaussians of the external potential at each grid point given to the energy
+    /// functional's first layer (docs/model.md §19); 0 (the reference) for none
+    /// (`W_functional_potential.weight`).
+    public var potentialFeatures: Int = 0
 
     /// Hyperparameters with the §9 defaults for anything not given (basis 6-31G). Not validated.
     public init(basisSet: BasisSet? = nil, radius: Double = 0.75, gridInterval: Double = 0.3, dim: Int = 250,
                 layerFunctional: Int = 3, hiddenHK: Int = 250, layerHK: Int = 3,
                 operation: Readout = .sum, outputs: Int = 1, frame: FrameKind = .input,
-                environment: EnvironmentShape? = nil) {
+                environment: EnvironmentShape? = nil, potentialFeatures: Int = 0) {
         self.basisSet = basisSet ?? (try! BasisSet("6-31G"))
         self.radius = radius
         self.gridInterval = gridInterval
@@ -53,6 +57,7 @@ public struct Hyperparameters: Sendable, Equatable {
         self.outputs = outputs
         self.frame = frame
         self.environment = environment
+        self.potentialFeatures = potentialFeatures
     }
 
     /// Throws `QDFError` (no file/line) for a non-positive or non-finite radius or interval,
@@ -66,5 +71,11 @@ public struct Hyperparameters: Sendable, Equatable {
             throw QDFError("radius \(radius) with grid interval \(gridInterval) gives no grid points")
         }
         try environment?.validate()
+        guard potentialFeatures == 0 || potentialFeatures >= 2 else {
+            throw QDFError("the potential input needs at least two Gaussians (got \(potentialFeatures))")
+        }
+        guard potentialFeatures == 0 || layerFunctional >= 1 else {
+            throw QDFError("the potential input enters the first functional layer: it needs layer_functional ≥ 1")
+        }
     }
 }

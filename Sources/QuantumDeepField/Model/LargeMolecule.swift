@@ -84,10 +84,21 @@ public enum LargeMolecule {
             for j in 0..<dim { factor[j] = scale / factor[j] }
             // Pass 3: ψ through the energy functional, summing the readout.
             let stack = (0...hyper.layerFunctional).map { l in l == 0 ? acts[0].pointer : acts[1 + (l - 1) % 2].pointer }
+            let K = hyper.potentialFeatures
+            let potential = Buffer(K > 0 ? chunk : 0), xi = Buffer(chunk * K)
             chunks { start, c in
                 orbitalRows(start, c)
                 scaleColumns(acts[0].pointer, rows: c, cols: dim, ld: dim, by: factor.pointer)
-                let top = EnergyFunctional.layers(p: p, offsets: o, rows: c, dim: dim, h: stack, compute: compute)
+                if K > 0 {
+                    // The potential input (§19): V at the chunk's points, then its Gaussians.
+                    for r in 0..<c {
+                        let i = start + r
+                        potential[r] = Float(GridField.potential(at: S[i % S.count] + m.positions[i / S.count], molecule: m))
+                    }
+                    EnergyFunctional.potentialFeatures(potential.pointer, rows: c, count: K, into: xi.pointer)
+                }
+                let top = EnergyFunctional.layers(p: p, offsets: o, rows: c, dim: dim, h: stack, compute: compute,
+                                                  potentialInput: K > 0 ? (UnsafePointer(xi.pointer), K) : nil)
                 EnergyFunctional.sumRows(top, rows: c, dim: dim, into: chunkSum.pointer)
                 for j in 0..<dim { readout[j] += Double(chunkSum[j]) }
             }

@@ -59,6 +59,8 @@ public struct ParameterLayout: Sendable, Equatable {
         add("W_potential.bias", [1])
         // The orbital environment's tensors (§18) follow, when it is on.
         for (name, shape) in h.environment?.tensors(orbitalTypes: nt, dim: h.dim) ?? [] { add(name, shape) }
+        // Then the potential input's weight (§19), when it is on.
+        if h.potentialFeatures > 0 { add("W_functional_potential.weight", [h.dim, h.potentialFeatures]) }
     }
 }
 
@@ -91,6 +93,8 @@ public struct ParameterOffsets: Sendable {
     public let potentialBias: Int
     /// The orbital environment's tensors (§18), or nil when it is off.
     public let environment: EnvironmentOffsets?
+    /// `W_functional_potential.weight`, dim × K_v (§19), or nil when the potential input is off.
+    public let potentialInput: Int?
 
     /// Resolves the offsets of `layout`, which must have been built from `h` (traps on a
     /// missing tensor).
@@ -110,5 +114,6 @@ public struct ParameterOffsets: Sendable {
         (hkWeight, hkBias) = stack("W_HK", h.layerHK)
         (potentialWeight, potentialBias) = linear("W_potential")
         environment = h.environment.map { EnvironmentOffsets(layout, $0) }
+        potentialInput = h.potentialFeatures > 0 ? o("W_functional_potential.weight") : nil
     }
 }

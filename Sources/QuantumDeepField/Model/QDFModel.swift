@@ -48,9 +48,10 @@ public struct ModelArchitecture: Sendable, Equatable {
     }
 
     /// The geometry of a molecule exactly where its positions put it (no frame applied).
+    /// A model with the potential input (§19) always has V on the field.
     package func placedGeometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
         try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
-                             withPotential: withPotential, outputOffset: elementBaseline?.offset(m).map(Float.init) ?? [])
+                             withPotential: withPotential || hyper.potentialFeatures > 0, outputOffset: elementBaseline?.offset(m).map(Float.init) ?? [])
     }
 
     /// The frames this model predicts a molecule in: its canonical frames
@@ -119,7 +120,7 @@ public struct QDFModel: Sendable {
 
     /// docs/model.md §9: linear layers uniform in ±1/sqrt(fan_in), coefficients standard
     /// normal, every ζ = 1 (the orbital environment, §18: embedding standard normal, gate 1,
-    /// output 0); one xoshiro256** stream seeded with `seed`, in layout order.
+    /// output 0; the potential input's weight 0, §19); one xoshiro256** stream seeded with `seed`, in layout order.
     /// Overwrites every parameter.
     public mutating func initialize(seed: UInt64) {
         var rng = RandomGenerator(seed: seed)
@@ -133,8 +134,8 @@ public struct QDFModel: Sendable {
                 for i in e.range { parameters[i] = Float(rng.nextNormal()) }
             case "environment.gate.weight":
                 for i in e.range { parameters[i] = 1 }
-            case "environment.output.weight":
-                // Zero: a new model starts as the reference architecture (§18).
+            case "environment.output.weight", "W_functional_potential.weight":
+                // Zero: a new model starts as the reference architecture (§18, §19).
                 for i in e.range { parameters[i] = 0 }
             default:
                 // Weights [out, in] and biases [out] of a linear layer: fan_in is the weight's
@@ -285,7 +286,8 @@ public struct QDFModel: Sendable {
             basisSet: try BasisSet(md["basis_set"] ?? "6-31G"),
             radius: try number("radius", 0.75), gridInterval: try number("grid_interval", 0.3),
             dim: coef.shape[1], layerFunctional: layerF, hiddenHK: wd.shape[0], layerHK: layerHK,
-            operation: readout, outputs: wp.shape[0], frame: frame, environment: environment)
+            operation: readout, outputs: wp.shape[0], frame: frame, environment: environment,
+            potentialFeatures: file["W_functional_potential.weight"].map { $0.shape.count == 2 ? $0.shape[1] : -1 } ?? 0)
         for (key, value) in [("dim", h.dim), ("layer_functional", layerF), ("hidden_HK", h.hiddenHK), ("layer_HK", layerHK), ("N_output", h.outputs)] {
             if let s = md[key], Int(s) != value {
                 throw QDFError("metadata says \(key) = \(s) but the tensors give \(value)")
