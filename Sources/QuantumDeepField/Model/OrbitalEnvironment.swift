@@ -120,9 +120,12 @@ package enum OrbitalEnvironment {
                          compute: any ComputeBackend, scratch: ScratchArena) -> Pass {
         let sh = o.shape, F = sh.features, K = sh.gaussians, L = sh.layers
         let rc = Float(sh.cutoff), gamma = Float(sh.gamma), spacing = Float(sh.spacing)
-        let maxPairs = max(M * (M - 1), 1)
-        var pass = Pass(pairAtom: scratch.int32s(maxPairs), pairOther: scratch.int32s(maxPairs),
-                        cutoff: scratch.floats(maxPairs), rbf: scratch.floats(maxPairs * K),
+        // Count the pairs first: a large molecule has far fewer within the cutoff than M².
+        var count = 0
+        for a in 0..<M { for b in 0..<M where b != a && d[a * M + b] < rc { count += 1 } }
+        let room = max(count, 1)
+        var pass = Pass(pairAtom: scratch.int32s(room), pairOther: scratch.int32s(room),
+                        cutoff: scratch.floats(room), rbf: scratch.floats(room * K),
                         z: scratch.floats(layout.count * F))
         // Pairs a ≠ b within the cutoff, grouped by a.
         var P = 0
