@@ -51,8 +51,9 @@ public enum ReadoutRefit {
                           absOld: [Double](repeating: 0, count: P))
             let engine = Engine(architecture: architecture)
             var x = [Double](repeating: 1, count: n)
-            var i = molecules.count * w / shares
-            let end = molecules.count * (w + 1) / shares
+            let share = ShareLayout.molecules(ofShare: w, count: molecules.count, shares: shares)
+            var i = share.lowerBound
+            let end = share.upperBound
             while i < end {
                 let j = min(end, i + batchSize)
                 let geoms = try molecules[i..<j].map { try architecture.geometry($0) }
