@@ -47,25 +47,9 @@ public enum QM9Property: String, Sendable, CaseIterable {
         return out
     }
 
-    /// The QM9 quantity it is computed from.
+    /// The QM9 quantity it is computed from: the quantity of its name (without `_atom`).
     public var quantity: QM9Quantity {
-        switch self {
-        case .mu: return .mu
-        case .alpha: return .alpha
-        case .homo: return .homo
-        case .lumo: return .lumo
-        case .gap: return .gap
-        case .r2: return .r2
-        case .zpve: return .zpve
-        case .U0, .U0_atom: return .U0
-        case .U, .U_atom: return .U
-        case .H, .H_atom: return .H
-        case .G, .G_atom: return .G
-        case .Cv: return .Cv
-        case .A: return .A
-        case .B: return .B
-        case .C: return .C
-        }
+        QM9Quantity(name: atomref == nil ? rawValue : String(rawValue.dropLast("_atom".count)))!
     }
 
     /// What it is, in words.
@@ -420,19 +404,6 @@ public func pythonRepr(_ x: Double) -> String {
         out.append(contentsOf: ds.dropFirst(point))
     }
     return String(decoding: out, as: UTF8.self)
-}
-
-/// SplitMix64: a small, fast, seedable generator (the split must not depend on the platform).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Reads a list of molecule ids: one per line (the first field; QM9 indices such as "21725"

@@ -8,16 +8,12 @@ import QuantumDeepField
 //   from an `id` or `name` key; requested properties are read from their keys (a quoted
 //   value may hold several numbers: "1.0 2.0");
 // - QM9's original files (dsgdb9nsd_NNNNNN.xyz): the comment is "gdb N" and 15 property
-//   values (A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv, atomic units), atom lines
+//   values (`QM9Quantity`: A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv, atomic units), atom lines
 //   carry a fifth column (Mulliken charge), numbers may use Mathematica's "*^" exponent,
 //   and three lines (frequencies, SMILES, InChI) follow the atoms. The id is
 //   dsgdb9nsd_NNNNNN.
 
 public final class XYZReader: MoleculeReader {
-    /// The names of the 15 values after "gdb N" on line 2 of QM9's original files.
-    public static let qm9PropertyNames = ["A", "B", "C", "mu", "alpha", "homo", "lumo", "gap",
-                                          "r2", "zpve", "U0", "U", "H", "G", "Cv"]
-
     private let lines: LineReader
     private let stem: String
     private let properties: [String]
@@ -67,24 +63,15 @@ public final class XYZReader: MoleculeReader {
         var totalCharge: Int? = nil
         var qm9 = false
         let ctoks = tokens(trimmed)
-        if ctoks.count == 17, ctoks[0] == "gdb", let index = Int(ctoks[1]) {
+        if let (index, values) = try QM9Quantity.gdbLine(ctoks, error: { lines.error($0) }).map({ ($0.index, $0.values) }) {
             // QM9 original.
             qm9 = true
-            let digits = String(index)
-            id = "dsgdb9nsd_" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
-            var values = [Double]()
-            for (k, t) in ctoks[2...].enumerated() {
-                guard let v = parseNumber(t) else {
-                    throw lines.error("QM9 property \(Self.qm9PropertyNames[k]) is not a number: '\(excerpt(t))'")
-                }
-                values.append(v)
-            }
+            id = qm9ID(index)
             for name in properties {
-                guard let k = Self.qm9PropertyNames.firstIndex(of: name)
-                        ?? Self.qm9PropertyNames.firstIndex(where: { $0.lowercased() == name.lowercased() }) else {
-                    throw lines.error("QM9 files have no property '\(name)' (they have \(Self.qm9PropertyNames.joined(separator: " ")))")
+                guard let q = QM9Quantity(name: name) else {
+                    throw lines.error("QM9 files have no property '\(name)' (they have \(QM9Quantity.names.joined(separator: " ")))")
                 }
-                props.append(values[k])
+                props.append(values[q.rawValue])
             }
         } else if trimmed.contains("=") {
             // Extended XYZ.
