@@ -2,7 +2,8 @@ import Foundation
 
 // What a prediction produces: one `Prediction` per molecule, the `PredictionSummary` of a
 // run, and `ErrorSums`, the one place where errors against known values are summed
-// (MAE and RMSE per output, and the MAE over molecules × outputs the trainer records).
+// (MAE, RMSE and largest error per output, and the MAE over molecules × outputs the
+// trainer records).
 
 /// The prediction for one molecule.
 public struct Prediction: Sendable {
@@ -37,14 +38,18 @@ public struct Prediction: Sendable {
     }
 }
 
-/// Sums of the errors of predictions against known values, per output.
+/// Sums of the errors of predictions against known values, per output, for one group of
+/// molecules: the one accumulator behind `qdf predict`'s summary, the learning curve's
+/// MAE, the readout refit's MAE and the reports' tables.
 public struct ErrorSums: Sendable, Equatable {
-    /// Molecules with P known values (the denominator of `mae` and `rmse`).
+    /// Molecules added (the denominator of `mae` and `rmse`).
     public private(set) var count = 0
     /// Σ |E − Ê| per output.
     public private(set) var absolute: [Double]
     /// Σ (E − Ê)² per output.
     public private(set) var squared: [Double]
+    /// The largest |E − Ê| per output.
+    public private(set) var maximum: [Double]
     /// Σ |E − Ê| over molecules and outputs, summed molecule by molecule (`overallMAE`).
     public private(set) var absoluteOverAll = 0.0
 
@@ -52,24 +57,47 @@ public struct ErrorSums: Sendable, Equatable {
     public init(outputs: Int) {
         absolute = [Double](repeating: 0, count: outputs)
         squared = absolute
+        maximum = absolute
     }
 
-    /// Adds one molecule; ignored unless `correct` has one value per output.
-    public mutating func add(predicted: [Float], correct: [Double]) {
-        guard correct.count == absolute.count else { return }
+    /// P, the number of outputs.
+    public var outputs: Int { absolute.count }
+
+    /// Adds one molecule's signed errors (predicted − correct), one per output.
+    public mutating func add(_ errors: [Double]) {
+        precondition(errors.count == absolute.count, "one error per output")
         count += 1
-        for q in 0..<absolute.count {
-            let e = Double(predicted[q]) - correct[q]
+        for q in 0..<errors.count {
+            let e = errors[q]
             absolute[q] += abs(e)
             squared[q] += e * e
+            maximum[q] = max(maximum[q], abs(e))
             absoluteOverAll += abs(e)
         }
     }
 
-    /// Mean absolute error per output (property unit, e.g. eV), or nil if no molecule had values.
-    public var mae: [Double]? { count > 0 ? absolute.map { $0 / Double(count) } : nil }
-    /// Root-mean-square error per output (property unit), or nil if no molecule had values.
-    public var rmse: [Double]? { count > 0 ? squared.map { ($0 / Double(count)).squareRoot() } : nil }
+    /// Adds one molecule's prediction; ignored unless `correct` has one value per output.
+    public mutating func add(predicted: [Float], correct: [Double]) {
+        guard correct.count == absolute.count else { return }
+        add(zip(predicted, correct).map { Double($0) - $1 })
+    }
+
+    /// Adds the sums of other molecules (those of another share of the same set).
+    public mutating func add(_ other: ErrorSums) {
+        precondition(other.absolute.count == absolute.count, "error sums of the same outputs")
+        count += other.count
+        for q in 0..<absolute.count {
+            absolute[q] += other.absolute[q]
+            squared[q] += other.squared[q]
+            maximum[q] = max(maximum[q], other.maximum[q])
+        }
+        absoluteOverAll += other.absoluteOverAll
+    }
+
+    /// Mean absolute error per output (property unit, e.g. eV); NaN when no molecule was added.
+    public var mae: [Double] { absolute.map { count > 0 ? $0 / Double(count) : .nan } }
+    /// Root-mean-square error per output (property unit); NaN when no molecule was added.
+    public var rmse: [Double] { squared.map { count > 0 ? ($0 / Double(count)).squareRoot() : .nan } }
     /// The mean absolute error over molecules × outputs (0 when there were none): the
     /// learning curve's MAE.
     public var overallMAE: Double { absoluteOverAll / Double(max(count * absolute.count, 1)) }
@@ -99,7 +127,7 @@ public struct PredictionSummary: Sendable {
     /// Molecules that had P property values.
     public var withValues: Int { errors.count }
     /// Mean absolute error per output, or nil if no molecule had values.
-    public var mae: [Double]? { errors.mae }
+    public var mae: [Double]? { errors.count > 0 ? errors.mae : nil }
     /// Root-mean-square error per output, or nil if no molecule had values.
-    public var rmse: [Double]? { errors.rmse }
+    public var rmse: [Double]? { errors.count > 0 ? errors.rmse : nil }
 }
