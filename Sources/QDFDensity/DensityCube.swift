@@ -51,7 +51,7 @@ public struct DensityCube: Sendable {
         let cores = content == .total ? FrozenCores(field.molecule) : nil
         var coreValues = [Float]()
         if let c = cores, !c.isEmpty {
-            coreValues = try concurrentChunks(grid.pointCount, chunks: min(defaultWorkers, grid.pointCount / 4096)) { range in
+            coreValues = concurrentChunks(grid.pointCount, chunks: min(defaultWorkers, grid.pointCount / 4096)) { range in
                 range.map { Float(c.density(bohr: grid.point($0))) }
             }
         }

@@ -36,7 +36,7 @@ public enum DensityTargets {
             }
         }
         let files = found
-        let parts = try concurrentChunks(files.count, chunks: min(defaultWorkers, files.count)) { range in
+        let parts = concurrentChunks(files.count, chunks: min(defaultWorkers, files.count)) { range in
             range.map { i in Result { try target(cube: try CubeFile.read(path: files[i].1), path: files[i].1, molecule: files[i].0, sphere: sphere) } }
         }
         var out = [String: [Float]]()

@@ -27,13 +27,13 @@ struct ImportTorch: ParsableCommand {
     var output: String
 
     @Option(help: "Basis set the model was trained with.")
-    var basisSet = "6-31G"
+    var basisSet = TorchImportOptions.reference.basisSet.name
 
     @Option(help: "Grid sphere radius (Å).")
-    var radius = 0.75
+    var radius = TorchImportOptions.reference.radius
 
     @Option(help: "Grid interval (Å).")
-    var gridInterval = 0.3
+    var gridInterval = TorchImportOptions.reference.gridInterval
 
     @Option(help: "Readout: sum (extensive properties) or mean (intensive ones).")
     var operation = "sum"

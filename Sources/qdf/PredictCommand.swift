@@ -121,17 +121,15 @@ struct Predict: ParsableCommand {
             let readers = try inputs.map {
                 chemistry.checked(try openMoleculeFile($0, properties: property, format: inFormat), check: check, skipUnknown: skipUnknown)
             }
-            let labels = PredictionLabels(metadata: m.metadata, outputs: m.hyper.outputs)
+            let labels = OutputLabels(metadata: m.metadata, outputs: m.hyper.outputs)
             var writer: PredictionWriter? = nil
             let open = {
                 writer = PredictionWriter(format: outFormat, labels: labels, sink: try LineSink(path: output),
                                           withSpread: rotations > 1, model: m.metadata["model_name"] ?? modelPath)
             }
             if let g = group { try g.onRoot("open the output", open) } else { try open() }
-            let stream = PredictionStream(predictor: predictor, rotations: rotations)
-            stream.interactive = inputs.contains("-")
             var bySize = ErrorBySize(outputs: m.hyper.outputs)
-            let totals = try stream.run(readers: readers) { r in
+            let summary = try predictor.run(readers: readers, rotations: rotations, interactive: inputs.contains("-")) { r in
                 try writer?.write(r)
                 if byAtoms && r.correct.count == m.hyper.outputs {
                     bySize.add(atoms: r.atomCount, errors: zip(r.predicted, r.correct).map { Double($0) - $1 })
@@ -141,19 +139,18 @@ struct Predict: ParsableCommand {
             try writer.finish()
             let skipped = readers.flatMap(\.skipped)
             for s in skipped { log("skipped \(s.id): \(s.reason)") }
-            var line = "\(totals.molecules) molecules"
+            var line = "\(summary.molecules) molecules"
             if !skipped.isEmpty { line += " (\(skipped.count) skipped)" }
             if rotations > 1 { line += ", \(rotations) orientations each" }
-            let outputLabels = OutputLabels(metadata: m.metadata, outputs: m.hyper.outputs)
-            if let mae = totals.mae { line += ", " + outputLabels.maePhrase(mae) }
-            line += String(format: ", %.2f s, %.1f molecules/s", totals.seconds, Double(totals.molecules) / max(totals.seconds, 1e-9))
+            if let mae = summary.mae { line += ", " + labels.maePhrase(mae) }
+            line += String(format: ", %.2f s, %.1f molecules/s", summary.seconds, Double(summary.molecules) / max(summary.seconds, 1e-9))
             log(line)
             if byAtoms {
                 if bySize.overall.count == 0 {
                     log("--by-atoms: no molecule has property values to compare with")
                 } else {
                     log(bySize.table(unit: m.metadata["unit"], trainRange: m.metadata["train_atoms"].flatMap(parseAtomRange),
-                                     labels: outputLabels))
+                                     labels: labels))
                 }
             }
             group?.finish()

@@ -53,10 +53,9 @@ struct RefitReadout: ParsableCommand {
             if FileManager.default.fileExists(atPath: valPath) {
                 let val = try readMolecules(valPath)
                 func mae(_ model: QDFModel) throws -> [Double] {
-                    let p = try Predictor(model: model).predict(val)
-                    return (0..<m.hyper.outputs).map { q in
-                        zip(val, p).map { abs(Double($1.predicted[q]) - $0.properties[q]) }.reduce(0, +) / Double(val.count)
-                    }
+                    var errors = ErrorSums(outputs: m.hyper.outputs)
+                    for p in try Predictor(model: model).predict(val) { errors.add(predicted: p.predicted, correct: p.correct) }
+                    return errors.mae
                 }
                 let before = try mae(m), after = try mae(refitted)
                 log("val:   \(val.count) molecules, MAE \(f(before)) before, \(f(after)) after")

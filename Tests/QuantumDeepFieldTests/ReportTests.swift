@@ -50,19 +50,6 @@ final class XMLElements: NSObject, XMLParserDelegate {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so the fake data are the same every run.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
 /// A fake run: molecules of 3–9 atoms, predictions with size-dependent errors, a learning curve.
 struct FakeRun {
     var ids: [String] = [], atoms: [Int] = [], correct: [Double] = [], predicted: [Double] = []
@@ -71,24 +58,24 @@ struct FakeRun {
 
     init(count: Int = 60, seed: UInt64 = 7) throws {
         dir = try TemporaryDirectory()
-        var g = SplitMix(state: seed)
+        var g = SplitMix64(seed: seed)  // the fake data are the same every run
         var molecules = ""
         for i in 0..<count {
-            let n = 3 + Int(g.uniform() * 7)  // 3...9
+            let n = 3 + Int(g.nextUnit() * 7)  // 3...9
             let id = "mol_\(i)"
-            let c = -10 - 5 * Double(n) * g.uniform()
-            let p = c + (g.uniform() - 0.5) * 0.02 * Double(n)
+            let c = -10 - 5 * Double(n) * g.nextUnit()
+            let p = c + (g.nextUnit() - 0.5) * 0.02 * Double(n)
             ids.append(id); atoms.append(n); correct.append(c); predicted.append(p)
             molecules += "\(id)\n"
-            for a in 0..<n { molecules += "\(a % 2 == 0 ? "C" : "H") \(Double(a) * 1.1) \(g.uniform()) 0.0\n" }
+            for a in 0..<n { molecules += "\(a % 2 == 0 ? "C" : "H") \(Double(a) * 1.1) \(g.nextUnit()) 0.0\n" }
             molecules += "\(c)\n\n"
         }
         try dir.write("molecules.txt", molecules)
         var curve = "Epoch\tTime(sec)\tLoss_E\tLoss_V\tMAE_val(eV)\tMAE_test(eV)\n"
         for e in 0..<40 {
-            let row = [Double(e), 1.5 * Double(e + 1), 1000 * exp(-Double(e) / 6) + 2 + g.uniform(),
-                       300 * exp(-Double(e) / 9) + 20, 2 * exp(-Double(e) / 8) + 0.05 + 0.01 * g.uniform(),
-                       2 * exp(-Double(e) / 8) + 0.06 + 0.01 * g.uniform()]
+            let row = [Double(e), 1.5 * Double(e + 1), 1000 * exp(-Double(e) / 6) + 2 + g.nextUnit(),
+                       300 * exp(-Double(e) / 9) + 20, 2 * exp(-Double(e) / 8) + 0.05 + 0.01 * g.nextUnit(),
+                       2 * exp(-Double(e) / 8) + 0.06 + 0.01 * g.nextUnit()]
             epochs.append(row)
             curve += row.map { "\($0)" }.joined(separator: "\t") + "\n"
         }

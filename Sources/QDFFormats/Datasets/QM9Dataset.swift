@@ -47,25 +47,9 @@ public enum QM9Property: String, Sendable, CaseIterable {
         return out
     }
 
-    /// The QM9 quantity it is computed from.
+    /// The QM9 quantity it is computed from: the quantity of its name (without `_atom`).
     public var quantity: QM9Quantity {
-        switch self {
-        case .mu: return .mu
-        case .alpha: return .alpha
-        case .homo: return .homo
-        case .lumo: return .lumo
-        case .gap: return .gap
-        case .r2: return .r2
-        case .zpve: return .zpve
-        case .U0, .U0_atom: return .U0
-        case .U, .U_atom: return .U
-        case .H, .H_atom: return .H
-        case .G, .G_atom: return .G
-        case .Cv: return .Cv
-        case .A: return .A
-        case .B: return .B
-        case .C: return .C
-        }
+        QM9Quantity(name: atomref == nil ? rawValue : String(rawValue.dropLast("_atom".count)))!
     }
 
     /// What it is, in words.
@@ -368,106 +352,4 @@ public enum QM9Dataset {
         try md.write(folder: folder)
         return texts.map(\.0)
     }
-}
-
-/// Python's repr of a float: the shortest digits that round-trip (as Swift's description),
-/// in positional notation for 1e-4 ≤ |x| < 1e16 and "d.ddde-XX" otherwise.
-public func pythonRepr(_ x: Double) -> String {
-    if x.isNaN { return "nan" }
-    if x.isInfinite { return x < 0 ? "-inf" : "inf" }
-    if x == 0 { return x.sign == .minus ? "-0.0" : "0.0" }
-    // Digits and decimal exponent from Swift's shortest representation ("123.45", "1.5e-05").
-    let d = abs(x).description.utf8
-    var digits = [UInt8]()
-    digits.reserveCapacity(20)
-    var pointAt = -1, expPart = 0, expSign = 1, inExp = false
-    for c in d {
-        if inExp {
-            if c == UInt8(ascii: "-") { expSign = -1 } else if c != UInt8(ascii: "+") { expPart = expPart * 10 + Int(c - 48) }
-        } else if c == UInt8(ascii: ".") { pointAt = digits.count }
-        else if c == UInt8(ascii: "e") || c == UInt8(ascii: "E") { inExp = true }
-        else { digits.append(c) }
-    }
-    let intDigits = pointAt >= 0 ? pointAt : digits.count
-    var lead = 0
-    while lead < digits.count - 1 && digits[lead] == UInt8(ascii: "0") { lead += 1 }
-    var end = digits.count
-    while end - lead > 1 && digits[end - 1] == UInt8(ascii: "0") { end -= 1 }
-    let ds = digits[lead..<end]
-    // The value is 0.ds × 10^point: `point` digits stand before the decimal point.
-    let point = intDigits - lead + expSign * expPart
-    let sci = point - 1
-    var out = [UInt8]()
-    out.reserveCapacity(26)
-    if x < 0 { out.append(UInt8(ascii: "-")) }
-    if sci < -4 || sci >= 16 {
-        out.append(ds.first!)
-        if ds.count > 1 { out.append(UInt8(ascii: ".")); out.append(contentsOf: ds.dropFirst()) }
-        out.append(UInt8(ascii: "e")); out.append(sci < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
-        let a = abs(sci)
-        if a < 10 { out.append(UInt8(ascii: "0")) }
-        out.append(contentsOf: String(a).utf8)
-    } else if point <= 0 {
-        out.append(UInt8(ascii: "0")); out.append(UInt8(ascii: "."))
-        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: -point))
-        out.append(contentsOf: ds)
-    } else if point >= ds.count {
-        out.append(contentsOf: ds)
-        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: point - ds.count))
-        out.append(UInt8(ascii: ".")); out.append(UInt8(ascii: "0"))
-    } else {
-        out.append(contentsOf: ds.prefix(point)); out.append(UInt8(ascii: "."))
-        out.append(contentsOf: ds.dropFirst(point))
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
-/// SplitMix64: a small, fast, seedable generator (the split must not depend on the platform).
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Reads a list of molecule ids: one per line (the first field; QM9 indices such as "21725"
-/// or ids such as "dsgdb9nsd_021725"), with "#" comments; lines whose first field is neither
-/// (headers of QM9's uncharacterized.txt) are skipped and counted. A molecule file (QDF
-/// text, XYZ or SDF) is read for its ids instead.
-public func readIDList(_ path: String) throws -> (ids: [String], skippedLines: Int) {
-    // A QDF text file: its second non-blank line is an atom line.
-    let probe = try openLines(path)
-    var firstLines = [String]()
-    while firstLines.count < 2, let l = try probe.nextLine() {
-        if !l.trimmingCharacters(in: .whitespaces).isEmpty { firstLines.append(l) }
-    }
-    let isMoleculeFile: Bool = {
-        if moleculeFormat(path) != .qdf { return true }
-        guard firstLines.count == 2 else { return false }
-        let t = tokens(firstLines[1])
-        return t.count == 4 && Element.atomicNumber(t[0]) != nil && t[1...].allSatisfy { parseNumber($0) != nil }
-    }()
-    if isMoleculeFile {
-        return (try readMolecules(path).map(\.id), 0)
-    }
-    let lines = try openLines(path)
-    var ids = [String](), skipped = 0
-    var seen = [String: Int]()
-    while let l = try lines.nextLine() {
-        let t = tokens(l)
-        guard let first = t.first, !first.hasPrefix("#") else { continue }
-        let id: String
-        if let idx = qm9Index(first) { id = qm9ID(idx) }
-        else if first.contains("_") && first.last?.isNumber == true { id = String(first) }
-        else { skipped += 1; continue }
-        if let prev = seen[id] { throw lines.error("id \(id) repeats (first at line \(prev))") }
-        seen[id] = lines.lineNumber
-        ids.append(id)
-    }
-    return (ids, skipped)
 }

@@ -15,38 +15,6 @@
 import Foundation
 import QuantumDeepField
 
-/// QM9's fifteen quantities per molecule, in the order of line 2 of its .xyz files and in
-/// QM9's units as distributed: A, B, C (GHz), μ (D), α (bohr³), HOMO, LUMO, gap (Hartree),
-/// ⟨R²⟩ (bohr²), ZPVE, U0, U, H, G (Hartree), Cv (cal/(mol K)).
-public enum QM9Quantity: Int, Sendable, CaseIterable {
-    case A, B, C, mu, alpha, homo, lumo, gap, r2, zpve, U0, U, H, G, Cv
-
-    /// The name used in QM9's .xyz reader and on the command line ("A", "mu", "U0", ...).
-    public var name: String { XYZReader.qm9PropertyNames[rawValue] }
-
-    /// The qm9pack CSV column holding this quantity (the first name is qm9pack's own
-    /// spelling, e.g. "Enthalphy_298K_au").
-    var csvColumns: [String] {
-        switch self {
-        case .A: return ["RotA_GHz"]
-        case .B: return ["RotB_GHz"]
-        case .C: return ["RotC_GHz"]
-        case .mu: return ["Dipole_debye"]
-        case .alpha: return ["Polarizability_bohr3"]
-        case .homo: return ["HOMO_au"]
-        case .lumo: return ["LUMO_au"]
-        case .gap: return ["HOMO_LUMO_gap_au"]
-        case .r2: return ["R2_bohr2"]
-        case .zpve: return ["ZPVE_au"]
-        case .U0: return ["InternalEnergy_0K_au"]
-        case .U: return ["InternalEnergy_298K_au"]
-        case .H: return ["Enthalphy_298K_au", "Enthalpy_298K_au"]
-        case .G: return ["GibbsFreeEnergy_298K_au"]
-        case .Cv: return ["Heatcapacity_Cv_cal_mol_K"]
-        }
-    }
-}
-
 /// One QM9 molecule: atoms, coordinates and QM9's quantities (QM9's units).
 public struct QM9Record: Sendable {
     /// QM9's index (1 ... 133885).
@@ -400,16 +368,10 @@ public enum QM9Source {
             throw err(1, "expected the number of atoms, found '\(lines[0])'")
         }
         let g = toks(lines[1])
-        guard g.count == 17, g[0] == "gdb", let index = Int(g[1]) else {
+        guard let gdb = try QM9Quantity.gdbLine(g, error: { err(2, $0) }) else {
             throw err(2, "expected 'gdb N' and 15 property values (QM9's line 2), found \(g.count) fields")
         }
-        var props = [Double]()
-        for (k, t) in g[2...].enumerated() {
-            guard let v = parseNumber(t) else {
-                throw err(2, "QM9 property \(XYZReader.qm9PropertyNames[k]) is not a number: '\(t)'")
-            }
-            props.append(v)
-        }
+        let (index, props) = gdb
         guard lines.count >= 2 + n else {
             throw err(lines.count, "file ends after \(lines.count - 2) of \(n) atoms")
         }

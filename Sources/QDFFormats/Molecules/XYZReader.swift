@@ -8,16 +8,12 @@ import QuantumDeepField
 //   from an `id` or `name` key; requested properties are read from their keys (a quoted
 //   value may hold several numbers: "1.0 2.0");
 // - QM9's original files (dsgdb9nsd_NNNNNN.xyz): the comment is "gdb N" and 15 property
-//   values (A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv, atomic units), atom lines
+//   values (`QM9Quantity`: A B C mu alpha homo lumo gap r2 zpve U0 U H G Cv, atomic units), atom lines
 //   carry a fifth column (Mulliken charge), numbers may use Mathematica's "*^" exponent,
 //   and three lines (frequencies, SMILES, InChI) follow the atoms. The id is
 //   dsgdb9nsd_NNNNNN.
 
 public final class XYZReader: MoleculeReader {
-    /// The names of the 15 values after "gdb N" on line 2 of QM9's original files.
-    public static let qm9PropertyNames = ["A", "B", "C", "mu", "alpha", "homo", "lumo", "gap",
-                                          "r2", "zpve", "U0", "U", "H", "G", "Cv"]
-
     private let lines: LineReader
     private let stem: String
     private let properties: [String]
@@ -41,6 +37,23 @@ public final class XYZReader: MoleculeReader {
         self.properties = properties
     }
 
+    /// What a frame's comment line says: its id and property values, the atom lines'
+    /// columns, a recorded net charge, and whether it is a QM9 original (3 lines follow
+    /// its atoms).
+    private struct FrameHeader {
+        var id: String
+        var properties: [Double] = []
+        var speciesColumn = 0, posColumn = 1, minColumns = 4
+        var chargeColumn: Int? = nil
+        var totalCharge: Int? = nil
+        var qm9 = false
+    }
+
+    /// A frame's atoms: elements, positions (Å), each atom's line, the charge column's values.
+    private struct FrameAtoms {
+        var atomicNumbers = [Int](), positions = [SIMD3<Double>](), lines = [Int](), charges = [Double]()
+    }
+
     public func next() throws -> Molecule? {
         var countLine: String? = nil
         while let l = try lines.nextLine() {
@@ -57,92 +70,9 @@ public final class XYZReader: MoleculeReader {
         }
         frame += 1
         let commentLine = lines.lineNumber
-        let trimmed = comment.trimmingCharacters(in: .whitespaces)
-        let fallbackID = frame == 1 ? stem : "\(stem)_\(frame)"
-
-        var id = trimmed.isEmpty ? fallbackID : trimmed
-        var props = [Double]()
-        var speciesColumn = 0, posColumn = 1, minColumns = 4
-        var chargeColumn: Int? = nil
-        var totalCharge: Int? = nil
-        var qm9 = false
-        let ctoks = tokens(trimmed)
-        if ctoks.count == 17, ctoks[0] == "gdb", let index = Int(ctoks[1]) {
-            // QM9 original.
-            qm9 = true
-            let digits = String(index)
-            id = "dsgdb9nsd_" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
-            var values = [Double]()
-            for (k, t) in ctoks[2...].enumerated() {
-                guard let v = parseNumber(t) else {
-                    throw lines.error("QM9 property \(Self.qm9PropertyNames[k]) is not a number: '\(excerpt(t))'")
-                }
-                values.append(v)
-            }
-            for name in properties {
-                guard let k = Self.qm9PropertyNames.firstIndex(of: name)
-                        ?? Self.qm9PropertyNames.firstIndex(where: { $0.lowercased() == name.lowercased() }) else {
-                    throw lines.error("QM9 files have no property '\(name)' (they have \(Self.qm9PropertyNames.joined(separator: " ")))")
-                }
-                props.append(values[k])
-            }
-        } else if trimmed.contains("=") {
-            // Extended XYZ.
-            let fields = try parseKeyValues(trimmed)
-            if let v = fields["id"] ?? fields["name"] ?? fields["ID"] ?? fields["Name"], !v.isEmpty { id = v }
-            else { id = fallbackID }
-            if let spec = fields["Properties"] ?? fields["properties"] {
-                (speciesColumn, posColumn, minColumns, chargeColumn) = try parseColumns(spec)
-            }
-            if let c = fields["charge"] ?? fields["total_charge"] ?? fields["Charge"] {
-                guard let q = Double(c), q == q.rounded(), abs(q) < 1000 else {
-                    throw lines.error("charge=\(excerpt(c)) is not an integer")
-                }
-                totalCharge = Int(q)
-            }
-            for name in properties {
-                guard let v = fields[name] else {
-                    throw lines.error("frame \(frame) has no property '\(name)' (keys: \(fields.keys.sorted().joined(separator: " ")))")
-                }
-                let parts = tokens(v)
-                guard !parts.isEmpty else { throw lines.error("property '\(name)' is empty") }
-                for p in parts {
-                    guard let x = parseNumber(p) else {
-                        throw lines.error("property '\(name)' is not a number: '\(excerpt(v))'")
-                    }
-                    props.append(x)
-                }
-            }
-        } else if !properties.isEmpty {
-            throw lines.error("the comment line has no key=value fields, so property '\(properties[0])' cannot be read (extended XYZ expected)")
-        }
-
-        var zs = [Int](), ps = [SIMD3<Double>](), lineOfAtom = [Int](), charges = [Double]()
-        // The count comes from the file: reserve no more than a plausible molecule needs.
-        zs.reserveCapacity(min(n, 4096)); ps.reserveCapacity(min(n, 4096)); lineOfAtom.reserveCapacity(min(n, 4096))
-        for i in 0..<n {
-            guard let l = try lines.nextLine() else {
-                throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
-            }
-            let t = tokens(l)
-            if speciesColumn == 0 && posColumn == 1 && chargeColumn == nil {
-                let (z, p) = try parseAtomLine(t, allowExtra: true, lines: lines)
-                zs.append(z); ps.append(p)
-            } else {
-                guard t.count >= minColumns else {
-                    throw lines.error("expected \(minColumns) columns (from Properties=), found \(t.count)")
-                }
-                let (z, p) = try parseAtomLine([t[speciesColumn], t[posColumn], t[posColumn + 1], t[posColumn + 2]],
-                                               allowExtra: false, lines: lines)
-                zs.append(z); ps.append(p)
-                if let c = chargeColumn {
-                    guard let q = parseNumber(t[c]) else { throw lines.error("charge '\(excerpt(t[c]))' is not a number") }
-                    charges.append(q)
-                }
-            }
-            lineOfAtom.append(lines.lineNumber)
-        }
-        if qm9 {
+        var header = try self.header(comment.trimmingCharacters(in: .whitespaces))
+        let atoms = try readAtoms(n, header)
+        if header.qm9 {
             // Frequencies, SMILES, InChI.
             for what in ["harmonic frequencies", "SMILES", "InChI"] {
                 guard try lines.nextLine() != nil else {
@@ -153,21 +83,110 @@ public final class XYZReader: MoleculeReader {
         // A charge column of whole numbers holds formal charges; otherwise (partial charges)
         // only a whole-numbered sum is a recorded net charge.
         var formal = [Int]()
-        if !charges.isEmpty {
-            if charges.allSatisfy({ $0 == $0.rounded() && abs($0) < 100 }) { formal = charges.map { Int($0) } }
+        if !atoms.charges.isEmpty {
+            if atoms.charges.allSatisfy({ $0 == $0.rounded() && abs($0) < 100 }) { formal = atoms.charges.map { Int($0) } }
             else {
-                let sum = charges.reduce(0, +)
-                if totalCharge == nil, abs(sum - sum.rounded()) < 0.01, abs(sum) < 1000 { totalCharge = Int(sum.rounded()) }
+                let sum = atoms.charges.reduce(0, +)
+                if header.totalCharge == nil, abs(sum - sum.rounded()) < 0.01, abs(sum) < 1000 { header.totalCharge = Int(sum.rounded()) }
             }
         }
         if formal.allSatisfy({ $0 == 0 }) { formal = [] }
-        let m = Molecule(id: id, atomicNumbers: zs, positions: ps, properties: props,
-                         formalCharges: formal, charge: totalCharge)
+        let m = Molecule(id: header.id, atomicNumbers: atoms.atomicNumbers, positions: atoms.positions,
+                         properties: header.properties, formalCharges: formal, charge: header.totalCharge)
         try validate(m, file: lines.path, line: startLine)
-        try seen.check(id, file: lines.path, line: startLine)
+        try seen.check(header.id, file: lines.path, line: startLine)
         moleculeLine = startLine
-        atomLines = lineOfAtom
+        atomLines = atoms.lines
         return m
+    }
+
+    /// The header of the current frame from its comment line (trimmed): a QM9 original's
+    /// "gdb N" line, extended XYZ's key=value pairs, or a plain XYZ's id.
+    private func header(_ comment: String) throws -> FrameHeader {
+        let fallbackID = frame == 1 ? stem : "\(stem)_\(frame)"
+        if let gdb = try QM9Quantity.gdbLine(tokens(comment), error: { lines.error($0) }) {
+            return try qm9Header(index: gdb.index, values: gdb.values)
+        }
+        if comment.contains("=") { return try extendedHeader(comment, fallbackID: fallbackID) }
+        if !properties.isEmpty {
+            throw lines.error("the comment line has no key=value fields, so property '\(properties[0])' cannot be read (extended XYZ expected)")
+        }
+        return FrameHeader(id: comment.isEmpty ? fallbackID : comment)
+    }
+
+    /// A QM9 original: the id dsgdb9nsd_NNNNNN and the requested quantities of the gdb line.
+    private func qm9Header(index: Int, values: [Double]) throws -> FrameHeader {
+        var h = FrameHeader(id: qm9ID(index))
+        h.qm9 = true
+        for name in properties {
+            guard let q = QM9Quantity(name: name) else {
+                throw lines.error("QM9 files have no property '\(name)' (they have \(QM9Quantity.names.joined(separator: " ")))")
+            }
+            h.properties.append(values[q.rawValue])
+        }
+        return h
+    }
+
+    /// Extended XYZ: the id (`id` or `name` key), the atom-line columns (`Properties`), the
+    /// net charge and the requested properties from the comment's key=value pairs.
+    private func extendedHeader(_ comment: String, fallbackID: String) throws -> FrameHeader {
+        let fields = try parseKeyValues(comment)
+        var h = FrameHeader(id: fallbackID)
+        if let v = fields["id"] ?? fields["name"] ?? fields["ID"] ?? fields["Name"], !v.isEmpty { h.id = v }
+        if let spec = fields["Properties"] ?? fields["properties"] {
+            (h.speciesColumn, h.posColumn, h.minColumns, h.chargeColumn) = try parseColumns(spec)
+        }
+        if let c = fields["charge"] ?? fields["total_charge"] ?? fields["Charge"] {
+            guard let q = Double(c), q == q.rounded(), abs(q) < 1000 else {
+                throw lines.error("charge=\(excerpt(c)) is not an integer")
+            }
+            h.totalCharge = Int(q)
+        }
+        for name in properties {
+            guard let v = fields[name] else {
+                throw lines.error("frame \(frame) has no property '\(name)' (keys: \(fields.keys.sorted().joined(separator: " ")))")
+            }
+            let parts = tokens(v)
+            guard !parts.isEmpty else { throw lines.error("property '\(name)' is empty") }
+            for p in parts {
+                guard let x = parseNumber(p) else {
+                    throw lines.error("property '\(name)' is not a number: '\(excerpt(v))'")
+                }
+                h.properties.append(x)
+            }
+        }
+        return h
+    }
+
+    /// The frame's n atom lines, in the columns the header names.
+    private func readAtoms(_ n: Int, _ h: FrameHeader) throws -> FrameAtoms {
+        var atoms = FrameAtoms()
+        // The count comes from the file: reserve no more than a plausible molecule needs.
+        atoms.atomicNumbers.reserveCapacity(min(n, 4096)); atoms.positions.reserveCapacity(min(n, 4096))
+        atoms.lines.reserveCapacity(min(n, 4096))
+        for i in 0..<n {
+            guard let l = try lines.nextLine() else {
+                throw lines.error("file ends after \(i) of \(n) atoms of frame \(frame)")
+            }
+            let t = tokens(l)
+            if h.speciesColumn == 0 && h.posColumn == 1 && h.chargeColumn == nil {
+                let (z, p) = try parseAtomLine(t, allowExtra: true, lines: lines)
+                atoms.atomicNumbers.append(z); atoms.positions.append(p)
+            } else {
+                guard t.count >= h.minColumns else {
+                    throw lines.error("expected \(h.minColumns) columns (from Properties=), found \(t.count)")
+                }
+                let (z, p) = try parseAtomLine([t[h.speciesColumn], t[h.posColumn], t[h.posColumn + 1], t[h.posColumn + 2]],
+                                               allowExtra: false, lines: lines)
+                atoms.atomicNumbers.append(z); atoms.positions.append(p)
+                if let c = h.chargeColumn {
+                    guard let q = parseNumber(t[c]) else { throw lines.error("charge '\(excerpt(t[c]))' is not a number") }
+                    atoms.charges.append(q)
+                }
+            }
+            atoms.lines.append(lines.lineNumber)
+        }
+        return atoms
     }
 
     /// Splits `key=value key="quoted value" flag` into a dictionary (flags map to "T").

@@ -8,15 +8,20 @@ import QuantumDeepField
 // reference implementation's, and is recorded in the model's metadata.
 
 public struct TorchImportOptions: Sendable {
-    public var basisSet = "6-31G"
-    public var radius = 0.75
-    public var gridInterval = 0.3
+    public var basisSet = TorchImportOptions.reference.basisSet.name
+    public var radius = TorchImportOptions.reference.radius
+    public var gridInterval = TorchImportOptions.reference.gridInterval
     public var operation: Readout = .sum
     public var dataset: String?
     public var unit: String?
     public var source: String?
 
-    public init(basisSet: String = "6-31G", radius: Double = 0.75, gridInterval: Double = 0.3,
+    /// The reference implementation's basis set, radius and grid interval: the defaults of
+    /// `Hyperparameters`, written there alone.
+    public static let reference = Hyperparameters()
+
+    public init(basisSet: String = reference.basisSet.name, radius: Double = reference.radius,
+                gridInterval: Double = reference.gridInterval,
                 operation: Readout = .sum, dataset: String? = nil, unit: String? = nil, source: String? = nil) {
         self.basisSet = basisSet
         self.radius = radius

@@ -4,40 +4,8 @@ import QDFFormats
 import QDFDensity
 
 // Error statistics behind the report's tables and figures: overall MAE and RMSE per
-// output, and the MAE by number of atoms (the extrapolation curve). The same
-// accumulator serves `qdf predict --by-atoms` and `qdf report`.
-
-/// Absolute and squared error sums per output for one group of molecules.
-public struct ErrorSums: Sendable, Equatable {
-    public var count = 0
-    public var absolute: [Double]
-    public var squared: [Double]
-    /// The largest absolute error per output.
-    public var maximum: [Double]
-
-    public init(outputs: Int) {
-        absolute = [Double](repeating: 0, count: outputs)
-        squared = [Double](repeating: 0, count: outputs)
-        maximum = [Double](repeating: 0, count: outputs)
-    }
-
-    public var outputs: Int { absolute.count }
-
-    /// Adds one molecule's signed errors (predicted − correct), one per output.
-    public mutating func add(_ errors: [Double]) {
-        precondition(errors.count == absolute.count, "one error per output")
-        count += 1
-        for q in 0..<errors.count {
-            let e = errors[q]
-            absolute[q] += abs(e)
-            squared[q] += e * e
-            maximum[q] = max(maximum[q], abs(e))
-        }
-    }
-
-    public var mae: [Double] { absolute.map { count > 0 ? $0 / Double(count) : .nan } }
-    public var rmse: [Double] { squared.map { count > 0 ? ($0 / Double(count)).squareRoot() : .nan } }
-}
+// output, and the MAE by number of atoms (the extrapolation curve), summed by the core's
+// `ErrorSums`. The same accumulator serves `qdf predict --by-atoms` and `qdf report`.
 
 /// Error sums overall and per number of atoms.
 public struct ErrorBySize: Sendable, Equatable {

@@ -105,7 +105,7 @@ public enum Benchmark {
     public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, copies: Int = 1,
                                 seconds: Double = 0.6, compute: any ComputeBackend = defaultCompute) -> Double {
         let copies = max(1, copies)
-        let rates = try! concurrentMap(copies) { w -> Double in
+        let rates = concurrentMap(copies) { w -> Double in
             var a = [Float](repeating: 0, count: m * k), b = [Float](repeating: 0, count: k * n)
             var c = [Float](repeating: 0, count: m * n)
             var rng = RandomGenerator(seed: UInt64(1 + w))
@@ -215,20 +215,16 @@ public enum Benchmark {
         let predictor = Predictor(model: model, batchSize: Predictor.defaultBatchSize, workers: inferWorkers, compute: TimedCompute(timer: inferTimer))
         let f1 = BLAS.shared.flopCount
         let t1 = Date()
-        var summary: PredictionSummary
         if let file = inferFile, let open = openInfer {
             r.inferSource = file
-            summary = try predictor.run(readers: [try open()], skipUnknown: true) { _ in }
+            r.inferMolecules = try predictor.run(readers: [try open()], skipUnknown: true) { _ in }.molecules
         } else {
             r.inferSource = "synthetic 15–29 atoms"
             let mols = syntheticMolecules(count: inferMolecules, atoms: 15...29, seed: 12)
-            summary = PredictionSummary()
-            _ = try predictor.predict(mols)
-            summary.molecules = mols.count
+            r.inferMolecules = try predictor.predict(mols).count
         }
         r.inferSeconds = Date().timeIntervalSince(t1)
         r.inferGFLOPs = Double(BLAS.shared.flopCount - f1) / 1e9
-        r.inferMolecules = summary.molecules
         r.inferPhases = inferTimer.phases
         r.inferGEMMSeconds = inferTimer.gemmSeconds
         r.inferThreadSeconds = r.inferSeconds * Double(max(1, inferWorkers))

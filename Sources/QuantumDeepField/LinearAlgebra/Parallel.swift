@@ -37,26 +37,30 @@ public let availableCores: Int = {
     return max(1, n)
 }()
 
-/// `body` over 0..<count cut into `chunks` contiguous ranges (at least 1), run in parallel
-/// (`concurrentMap`); the ranges' results concatenated in order.
-package func concurrentChunks<T: Sendable>(_ count: Int, chunks: Int,
-                                           _ body: @Sendable (Range<Int>) throws -> [T]) throws -> [T] {
+/// `body` over 0..<count cut into `chunks` contiguous ranges (at least 1; the cut of
+/// `ShareLayout`), run in parallel (`concurrentMap`); the ranges' results concatenated in
+/// order. Throws only what `body` throws.
+package func concurrentChunks<T: Sendable, E: Error>(_ count: Int, chunks: Int,
+                                                     _ body: @Sendable (Range<Int>) throws(E) -> [T]) throws(E) -> [T] {
     let n = max(1, chunks)
-    return try concurrentMap(n) { c in try body((c * count / n)..<((c + 1) * count / n)) }.flatMap { $0 }
+    return try concurrentMap(n) { (c) throws(E) -> [T] in
+        try body(ShareLayout.molecules(ofShare: c, count: count, shares: n))
+    }.flatMap { $0 }
 }
 
 /// Runs `body(w)` for w in 0..<n on up to n threads and returns the results in order of w.
-/// The first error thrown by any iteration is rethrown after all have finished.
-package func concurrentMap<T: Sendable>(_ n: Int, _ body: @Sendable (Int) throws -> T) throws -> [T] {
+/// The first error thrown by any iteration is rethrown after all have finished. The
+/// error type is `body`'s (typed throws: a closure that cannot throw makes a call that
+/// cannot throw, as `rethrows` would, and the error caught on a worker thread is
+/// passed on with its type).
+package func concurrentMap<T: Sendable, E: Error>(_ n: Int, _ body: @Sendable (Int) throws(E) -> T) throws(E) -> [T] {
     if n <= 1 { return try (0..<n).map(body) }
     let results = Mutex<[T?]>(Array(repeating: nil, count: n))
-    let failure = Mutex<(any Error)?>(nil)
+    let failure = Mutex<E?>(nil)
     DispatchQueue.concurrentPerform(iterations: n) { w in
-        do {
-            let r = try body(w)
-            results.withLock { $0[w] = r }
-        } catch {
-            failure.withLock { if $0 == nil { $0 = error } }
+        switch Result(catching: { () throws(E) -> T in try body(w) }) {
+        case .success(let r): results.withLock { $0[w] = r }
+        case .failure(let error): failure.withLock { if $0 == nil { $0 = error } }
         }
     }
     if let e = failure.withLock({ $0 }) { throw e }
@@ -83,11 +87,12 @@ package final class WorkerPool<Worker>: @unchecked Sendable {
 
     /// Runs `body(w, workers[w])` for w in 0..<n concurrently (creating workers as needed)
     /// and returns the results in order of w.
-    package func run<T: Sendable>(_ n: Int, _ body: @Sendable (Int, Worker) throws -> T) throws -> [T] {
-        try lock.withLock {
-            while workers.count < n { workers.append(make()) }
-            return try concurrentMap(n) { w in try body(w, self.workers[w]) }
-        }
+    /// Throws only what `body` throws (the first error, after every iteration has ended).
+    package func run<T: Sendable, E: Error>(_ n: Int, _ body: @Sendable (Int, Worker) throws(E) -> T) throws(E) -> [T] {
+        lock.lock()
+        defer { lock.unlock() }
+        while workers.count < n { workers.append(make()) }
+        return try concurrentMap(n) { (w) throws(E) -> T in try body(w, self.workers[w]) }
     }
 
     /// Gives the caller all workers at once (for sequential work across them).

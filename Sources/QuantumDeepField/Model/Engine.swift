@@ -391,8 +391,8 @@ extension WorkerPool where Worker == Engine {
         let parts = try run(owned.count) { k, engine -> [[Float]] in
             let w = owned.lowerBound + k
             var res = [[Float]]()
-            var i = count * w / n
-            let hi = count * (w + 1) / n
+            var i = ShareLayout.molecules(ofShare: w, count: count, shares: n).lowerBound
+            let hi = ShareLayout.molecules(ofShare: w, count: count, shares: n).upperBound
             while i < hi {
                 let end = min(i + batchSize, hi)
                 res += engine.predict(try geometries(i..<end), parameters: parameters)

@@ -207,11 +207,6 @@ public struct MoleculeCheck: Sendable {
     }
 }
 
-/// 1 bohr in Å (CODATA 2018 bohr radius 0.529177210903 Å).
-public let angstromPerBohr = 0.529177210903
-/// 1 Å in bohr.
-public let bohrPerAngstrom = 1 / 0.529177210903
-
 /// Covalent radii (Å; Cordero et al. 2008, sp3 carbon) of H–Ar and common heavier
 /// main-group elements; 1.5 Å for the rest.
 func covalentRadius(_ z: Int) -> Double {

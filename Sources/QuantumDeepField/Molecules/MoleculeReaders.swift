@@ -24,11 +24,17 @@ public protocol MoleculeReader: AnyObject {
     /// The 1-based line of each atom of the molecule `next()` returned last, when the
     /// format has one line per atom (empty otherwise); errors about an atom name its line.
     var atomLines: [Int] { get }
+    /// Molecules this reader read but did not hand on (a checking reader's skipped
+    /// molecules), with the reason; an input whose molecules were all skipped is not empty.
+    var skipped: [(id: String, reason: String)] { get }
 }
 
 extension MoleculeReader {
     /// No atom lines known.
     public var atomLines: [Int] { [] }
+
+    /// Nothing skipped.
+    public var skipped: [(id: String, reason: String)] { [] }
 
     /// The line of atom `index` (0-based) of the last molecule, or the molecule's line.
     public func line(ofAtom index: Int?) -> Int {

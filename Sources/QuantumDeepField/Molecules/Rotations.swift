@@ -40,15 +40,8 @@ public enum MoleculeRotations {
     /// K rotations: the identity, then K − 1 uniformly distributed ones from a fixed seed.
     public static func fixed(_ count: Int) -> [Rotation] {
         guard count > 0 else { return [] }
-        var state: UInt64 = 0x51D2_0201
-        func next() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Double(z >> 11) / Double(1 << 53)
-        }
+        var rng = SplitMix64(seed: 0x51D2_0201)
+        func next() -> Double { rng.nextUnit() }
         var out = [Rotation.identity]
         while out.count < count {
             let u1 = next(), u2 = next(), u3 = next()

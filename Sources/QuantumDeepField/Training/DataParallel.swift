@@ -110,8 +110,17 @@ public struct ShareLayout: Sendable, Equatable {
 
     /// The molecules of share s: ⌊count·s/n⌋ ..< ⌊count·(s+1)/n⌋.
     public func molecules(ofShare s: Int) -> Range<Int> {
+        Self.molecules(ofShare: s, count: count, shares: shares)
+    }
+
+    /// Share s of `count` items cut into `shares` contiguous shares: ⌊count·s/shares⌋ ..<
+    /// ⌊count·(s+1)/shares⌋ (the cut every molecule-parallel loop of qdf makes).
+    public static func molecules(ofShare s: Int, count: Int, shares: Int) -> Range<Int> {
         (count * s / shares)..<(count * (s + 1) / shares)
     }
+
+    /// The molecules each rank computes, counted, indexed by rank.
+    public var moleculesPerRank: [Int] { workersPerRank.indices.map { molecules(ofRank: $0).count } }
 
     /// The global shares rank r owns (possibly empty).
     public func shares(ofRank r: Int) -> Range<Int> {
@@ -168,6 +177,18 @@ package func combineInShareOrder(group: any ProcessGroup, compute: any ComputeBa
     }
     if group.size > 1 { group.broadcast(UnsafeMutableRawBufferPointer(start: out, count: 4 * count), root: lastOwner) }
     return out
+}
+
+extension WorkerPool where Worker == Engine {
+    /// The shares of `layout` that `rank` owns (every share for a layout of one rank),
+    /// predicted one engine per share, `batchSize` molecules per engine call from each
+    /// share's start; their values in molecule order. `geometries` gives the geometry of a
+    /// range of molecules.
+    package func predict(layout: ShareLayout, rank: Int, batchSize: Int, parameters: [Float],
+                         geometries: @escaping @Sendable (Range<Int>) throws -> [MoleculeGeometry]) throws -> [[Float]] {
+        try predict(count: layout.count, shares: layout.shares, owned: layout.shares(ofRank: rank), batchSize: batchSize,
+                    parameters: parameters, geometries: geometries)
+    }
 }
 
 /// Gathers per-molecule prediction values on rank 0: every rank passes the values it

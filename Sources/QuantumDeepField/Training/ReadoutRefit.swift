@@ -42,17 +42,18 @@ public enum ReadoutRefit {
         for m in molecules where m.properties.count != P {
             throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values; the model has \(P) outputs")
         }
-        // Per-worker accumulators: XᵀX (n × n, upper triangle), Xᵀy (n × P), Σ|old error|.
-        struct Acc: Sendable { var xtx: [Double]; var xty: [Double]; var absOld: [Double] }
+        // Per-worker accumulators: XᵀX (n × n, upper triangle), Xᵀy (n × P), the old readout's errors.
+        struct Acc: Sendable { var xtx: [Double]; var xty: [Double]; var before: ErrorSums }
         let shares = max(1, min(workers, molecules.count))
         let architecture = model.architecture, parameters = model.parameters
         let accs = try concurrentMap(shares) { w -> Acc in
             var acc = Acc(xtx: [Double](repeating: 0, count: n * n), xty: [Double](repeating: 0, count: n * P),
-                          absOld: [Double](repeating: 0, count: P))
+                          before: ErrorSums(outputs: P))
             let engine = Engine(architecture: architecture)
             var x = [Double](repeating: 1, count: n)
-            var i = molecules.count * w / shares
-            let end = molecules.count * (w + 1) / shares
+            let share = ShareLayout.molecules(ofShare: w, count: molecules.count, shares: shares)
+            var i = share.lowerBound
+            let end = share.upperBound
             while i < end {
                 let j = min(end, i + batchSize)
                 let geoms = try molecules[i..<j].map { try architecture.geometry($0) }
@@ -68,18 +69,18 @@ public enum ReadoutRefit {
                             acc.xty[a * P + q] += xa * (mol.properties[q] - (offset.isEmpty ? 0 : Double(offset[q])))
                         }
                     }
-                    for q in 0..<P { acc.absOld[q] += abs(Double(out[k][q]) - mol.properties[q]) }
+                    acc.before.add(predicted: out[k], correct: mol.properties)
                 }
                 i = j
             }
             return acc
         }
         var xtx = [Double](repeating: 0, count: n * n), xty = [Double](repeating: 0, count: n * P)
-        var absOld = [Double](repeating: 0, count: P)
+        var before = ErrorSums(outputs: P)
         for a in accs {
             for k in 0..<(n * n) { xtx[k] += a.xtx[k] }
             for k in 0..<(n * P) { xty[k] += a.xty[k] }
-            for q in 0..<P { absOld[q] += a.absOld[q] }
+            before.add(a.before)
         }
         for a in 0..<n { for b in 0..<a { xtx[a * n + b] = xtx[b * n + a] } }
         // Ridge relative to the diagonal; a feature that is zero on every molecule (a dead
@@ -99,11 +100,10 @@ public enum ReadoutRefit {
         var refitted = model
         refitted.setReadout(weight: weight, bias: bias)
         let after = try Predictor(model: refitted, workers: workers).predict(molecules)
-        var absNew = [Double](repeating: 0, count: P)
-        for (m, p) in zip(molecules, after) { for q in 0..<P { absNew[q] += abs(Double(p.predicted[q]) - m.properties[q]) } }
-        let count = Double(molecules.count)
-        return Result(weight: weight, bias: bias, maeBefore: absOld.map { $0 / count }, maeAfter: absNew.map { $0 / count },
-                      molecules: molecules.count)
+        var errors = ErrorSums(outputs: P)
+        for (m, p) in zip(molecules, after) { errors.add(predicted: p.predicted, correct: m.properties) }
+        // Every molecule has P values (checked above), so the sums are over all of them.
+        return Result(weight: weight, bias: bias, maeBefore: before.mae, maeAfter: errors.mae, molecules: molecules.count)
     }
 
     /// Solves A X = B for symmetric positive definite A (n × n, row-major) and B (n × k).

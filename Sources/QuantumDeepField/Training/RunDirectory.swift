@@ -3,7 +3,7 @@ import Foundation
 // A training run's folder:
 //   model.safetensors       the model after the last completed epoch (reference format + metadata)
 //   learning_curve.tsv      Epoch, Time(sec), Loss_E, Loss_V, MAE_val(unit), MAE_test(unit)
-//   predictions_test.tsv    ID, Correct, Predict, Error for the test set
+//   predictions_test.tsv    ID, Correct, Predict, Error for the test set (PredictionWriter's tsv)
 //   state.safetensors       everything needed to resume: parameters, Adam moments and step
 //                           counts, RNG state, epoch and position inside it, options, dataset
 // Every file is replaced atomically, and state.safetensors last, so a run killed at any
@@ -77,9 +77,11 @@ public struct RunDirectory: Sendable {
             curve += "\(r.epoch)\t\(r.seconds)\t\(r.lossE)\t\(r.lossV)\t\(r.maeVal)\t\(r.maeTest)\n"
         }
         try writeAtomically(curve, to: learningCurvePath)
-        var tsv = predictionColumns(outputs: model.hyper.outputs, withCorrect: true).joined(separator: "\t") + "\n"
-        for p in predictions { tsv += predictionRow(p, withCorrect: true) + "\n" }
-        try writeAtomically(tsv, to: predictionsPath)
+        // The tsv of `qdf predict`, with the Correct and Error columns.
+        let writer = PredictionWriter(format: .tsv, labels: OutputLabels(metadata: model.metadata, outputs: model.hyper.outputs),
+                                      sink: try LineSink(path: predictionsPath), withCorrect: true)
+        for p in predictions { try writer.write(p) }
+        try writer.finish()
         try model.save(path: modelPath)
     }
 

@@ -464,38 +464,25 @@ public final class Trainer {
     }
 
     /// MAE (over molecules × outputs) and the predictions TSV rows. Molecule-parallel:
-    /// each worker predicts a contiguous share with its own engine.
-    /// In a group each rank predicts its shares, rank 0 gathers the values and computes the
-    /// MAE, which every rank receives; the rows are rank 0's only.
+    /// each worker predicts a contiguous share with its own engine (the training step's
+    /// share layout). In a group each rank predicts its shares, rank 0 gathers the values
+    /// and computes the MAE, which every rank receives; the rows are rank 0's only.
     func evaluate(_ store: GeometryStore, molecules: [Molecule]) throws -> (mae: Double, rows: [Prediction]) {
-        let count = molecules.count
-        var values: [[Float]]
-        if let g = group {
-            let layout = stepper.layout(batchCount: count)
-            let mine = layout.shares(ofRank: g.rank)
-            let local = try evalEngines.predict(count: count, shares: layout.shares, owned: mine, batchSize: Predictor.defaultBatchSize,
-                                                parameters: average?.values ?? model.parameters) { r in try store.geometries(Array(r)) }
-            values = gatherValues(group: g, local: local, countsPerRank: (0..<g.size).map { layout.molecules(ofRank: $0).count },
-                                  outputs: model.hyper.outputs)
-            if g.rank != 0 {
-                var mae = [0.0]
-                mae.withUnsafeMutableBytes { g.broadcast($0, root: 0) }
-                return (mae[0], [])
-            }
-        } else {
-            values = try evalEngines.predict(count: count, workers: stepper.workers, batchSize: Predictor.defaultBatchSize,
-                                             parameters: average?.values ?? model.parameters) { r in
-                try store.geometries(Array(r))
-            }
-        }
+        let layout = stepper.layout(batchCount: molecules.count)
+        let local = try evalEngines.predict(layout: layout, rank: group?.rank ?? 0, batchSize: Predictor.defaultBatchSize,
+                                            parameters: average?.values ?? model.parameters) { r in try store.geometries(Array(r)) }
+        let values = group.map { gatherValues(group: $0, local: local, countsPerRank: layout.moleculesPerRank,
+                                              outputs: model.hyper.outputs) } ?? local
         var rows = [Prediction]()
-        rows.reserveCapacity(count)
-        var abs = 0.0, terms = 0
-        for (m, v) in zip(molecules, values) {
-            for q in 0..<v.count { abs += Swift.abs(Double(v[q]) - m.properties[q]); terms += 1 }
-            rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
+        var errors = ErrorSums(outputs: model.hyper.outputs)
+        if (group?.rank ?? 0) == 0 {
+            rows.reserveCapacity(molecules.count)
+            for (m, v) in zip(molecules, values) {
+                rows.append(Prediction(id: m.id, atomCount: m.atomCount, predicted: v, correct: m.properties))
+                errors.add(predicted: v, correct: m.properties)
+            }
         }
-        var mae = [abs / Double(max(terms, 1))]
+        var mae = [errors.overallMAE]
         if let g = group { mae.withUnsafeMutableBytes { g.broadcast($0, root: 0) } }
         return (mae[0], rows)
     }

@@ -78,9 +78,11 @@ public final class TrainingStep {
     /// count's timing.
     public func step(_ batch: [MoleculeGeometry], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
         guard !batch.isEmpty else { return (0, 0) }
-        let lossE = gradientStep(batch, parameters: &parameters, adam: adam, potential: false)
+        precondition(group == nil, "a step in a process group takes this rank's geometries: step(local:fieldCounts:...)")
+        let fieldCounts = batch.map(\.fieldCount)
+        let lossE = pass(batch, fieldCounts, parameters: &parameters, adam: adam, potential: false)
         guard hkMap else { return (lossE, 0) }
-        let lossV = gradientStep(batch, parameters: &parameters, adam: adam, potential: true)
+        let lossV = pass(batch, fieldCounts, parameters: &parameters, adam: adam, potential: true)
         return (lossE, lossV)
     }
 
@@ -97,94 +99,84 @@ public final class TrainingStep {
     /// rank gets the same (Loss_E, Loss_V) and the same parameters, bit-identical to a
     /// single-process `step` with all ranks' workers. Traps without a group.
     public func step(local: [MoleculeGeometry], fieldCounts: [Int], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
-        let lossE = distributedStep(local, fieldCounts, parameters: &parameters, adam: adam, potential: false)
+        precondition(group != nil, "step(local:...) is a step in a process group")
+        let lossE = pass(local, fieldCounts, parameters: &parameters, adam: adam, potential: false)
         guard hkMap else { return (lossE, 0) }
-        let lossV = distributedStep(local, fieldCounts, parameters: &parameters, adam: adam, potential: true)
+        let lossV = pass(local, fieldCounts, parameters: &parameters, adam: adam, potential: true)
         return (lossE, lossV)
     }
 
-    private func distributedStep(_ local: [MoleculeGeometry], _ fieldCounts: [Int], parameters: inout [Float],
-                                 adam: Adam, potential: Bool) -> Double {
-        let group = self.group!
+    /// One pass (E or V) over a global batch of `fieldCounts.count` molecules, of which
+    /// `local` are this rank's (the whole batch without a group): the shares' mean losses
+    /// and gradients (one worker per share this rank owns), the gradients combined in share
+    /// order with the shares' weights in the batch's mean (molecules for Loss_E, grid
+    /// points for Loss_V; through the chain of ranks in a group), then one Adam step on
+    /// that pass's tensors. Returns the batch's mean loss.
+    private func pass(_ local: [MoleculeGeometry], _ fieldCounts: [Int], parameters: inout [Float],
+                      adam: Adam, potential: Bool) -> Double {
         let layout = self.layout(batchCount: fieldCounts.count)
-        let n = layout.shares
+        let n = layout.shares, rank = group?.rank ?? 0
         let weights: [Double] = (0..<n).map { s in
             let r = layout.molecules(ofShare: s)
             return potential ? Double(fieldCounts[r].reduce(0, +)) : Double(r.count)
         }
         let total = weights.reduce(0, +)
-        let mine = layout.shares(ofRank: group.rank)
-        let base = layout.molecules(ofRank: group.rank).lowerBound
-        precondition(local.count == layout.molecules(ofRank: group.rank).count, "local geometries of this rank's molecules")
-        let shares = mine.map { s in Array(local[(layout.molecules(ofShare: s).lowerBound - base)..<(layout.molecules(ofShare: s).upperBound - base)]) }
-        let current = parameters
-        let loss = energyLoss, densityWeight = Float(self.densityWeight)
-        let losses = try! pool.run(shares.count) { w, worker in
+        let mine = layout.shares(ofRank: rank)
+        let base = layout.molecules(ofRank: rank).lowerBound
+        precondition(local.count == layout.molecules(ofRank: rank).count, "local geometries of this rank's molecules")
+        let shares = mine.map { s in
+            let r = layout.molecules(ofShare: s)
+            return Array(local[(r.lowerBound - base)..<(r.upperBound - base)])
+        }
+        let current = parameters, loss = energyLoss, densityWeight = Float(self.densityWeight)
+        let losses = pool.run(shares.count) { w, worker in
             worker.run(shares[w], parameters: current, potential: potential, loss: loss, densityWeight: densityWeight)
         }
         let start = Date()
-        var allLosses = [Double](repeating: 0, count: n)
-        for (i, s) in mine.enumerated() { allLosses[s] = losses[i] }
-        group.sum(&allLosses)
-        if received.count != architecture.layout.totalCount { received = [Float](repeating: 0, count: architecture.layout.totalCount) }
+        var allLosses = losses
+        if let group {
+            allLosses = [Double](repeating: 0, count: n)
+            for (i, s) in mine.enumerated() { allLosses[s] = losses[i] }
+            group.sum(&allLosses)
+        }
         let tensors = potential ? groups.potential : groups.energy
         let shareWeights = mine.map { Float(weights[$0] / total) }
+        let count = architecture.layout.totalCount
+        func apply(_ g: UnsafeMutablePointer<Float>) {
+            rescale(g, tensors: tensors, potential: potential)
+            adam.step(parameters: &parameters, gradient: g, tensors: tensors)
+        }
         pool.withAll { workers in
-            var parts = [UnsafeMutablePointer<Float>]()
-            func collect(_ w: Int) {
-                if w == shares.count {
-                    received.withUnsafeMutableBufferPointer { buffer in
-                        let g = combineInShareOrder(group: group, compute: compute, parts: parts, weights: shareWeights,
-                                                    count: architecture.layout.totalCount, lastOwner: layout.lastOwner,
-                                                    combine: n > 1, buffer: buffer.baseAddress!)
-                        communicationSeconds += Date().timeIntervalSince(start)
-                        rescale(g, tensors: tensors, potential: potential)
-                        adam.step(parameters: &parameters, gradient: g, tensors: tensors)
-                    }
+            withGradients(of: workers.prefix(shares.count)) { parts in
+                guard let group else {
+                    // gradient_0 = Σ_w (weight_w / total) · gradient_w
+                    if n > 1 { compute.combineGradients(parts, weights: shareWeights, count: count) }
+                    apply(parts[0])
                     return
                 }
-                workers[w].gradient.withUnsafeMutableBufferPointer { parts.append($0.baseAddress!); collect(w + 1) }
+                if received.count != count { received = [Float](repeating: 0, count: count) }
+                received.withUnsafeMutableBufferPointer { buffer in
+                    let g = combineInShareOrder(group: group, compute: compute, parts: parts, weights: shareWeights,
+                                                count: count, lastOwner: layout.lastOwner, combine: n > 1,
+                                                buffer: buffer.baseAddress!)
+                    communicationSeconds += Date().timeIntervalSince(start)
+                    apply(g)
+                }
             }
-            collect(0)
         }
         return zip(allLosses, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
     }
 
-    /// The batch's mean loss and gradient, then one Adam step on that pass's tensors.
-    private func gradientStep(_ batch: [MoleculeGeometry], parameters: inout [Float], adam: Adam, potential: Bool) -> Double {
-        let n = max(1, min(workers, batch.count))
-        // Shares and their weights in the batch's mean (molecules for Loss_E, grid points for Loss_V).
-        let bounds = (0...n).map { batch.count * $0 / n }
-        let shares = (0..<n).map { Array(batch[bounds[$0]..<bounds[$0 + 1]]) }
-        let weights: [Double] = potential
-            ? shares.map { Double($0.reduce(0) { $0 + $1.fieldCount }) }
-            : shares.map { Double($0.count) }
-        let total = weights.reduce(0, +)
-        let current = parameters, loss = energyLoss, densityWeight = Float(self.densityWeight)
-        let losses = try! pool.run(n) { w, worker in
-            worker.run(shares[w], parameters: current, potential: potential, loss: loss, densityWeight: densityWeight)
+    /// Runs `body` with the base address of each worker's gradient buffer, all pinned for
+    /// the whole call.
+    private func withGradients(of workers: ArraySlice<GradientWorker>,
+                               _ body: ([UnsafeMutablePointer<Float>]) -> Void) {
+        var parts = [UnsafeMutablePointer<Float>]()
+        func pin(_ rest: ArraySlice<GradientWorker>) {
+            guard let first = rest.first else { body(parts); return }
+            first.gradient.withUnsafeMutableBufferPointer { parts.append($0.baseAddress!); pin(rest.dropFirst()) }
         }
-        let tensors = potential ? groups.potential : groups.energy
-        pool.withAll { workers in
-            if n > 1 {
-                // gradient_0 = Σ_w (weight_w / total) · gradient_w
-                var parts = [UnsafeMutablePointer<Float>]()
-                func collect(_ w: Int) {
-                    if w == n {
-                        compute.combineGradients(parts, weights: weights.map { Float($0 / total) },
-                                                 count: architecture.layout.totalCount)
-                        return
-                    }
-                    workers[w].gradient.withUnsafeMutableBufferPointer { parts.append($0.baseAddress!); collect(w + 1) }
-                }
-                collect(0)
-            }
-            workers[0].gradient.withUnsafeMutableBufferPointer { g in
-                rescale(g.baseAddress!, tensors: tensors, potential: potential)
-                adam.step(parameters: &parameters, gradient: g.baseAddress!, tensors: tensors)
-            }
-        }
-        return zip(losses, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
+        pin(workers)
     }
 
     /// Applies the Loss_V weight and the clipping to a pass's combined gradient, in place.

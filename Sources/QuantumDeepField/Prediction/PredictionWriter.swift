@@ -1,5 +1,4 @@
 import Foundation
-import QuantumDeepField
 
 // Prediction tables in four formats:
 //
@@ -12,6 +11,8 @@ import QuantumDeepField
 //          "predicted", "correct", "error", "spread"}; the last five are numbers for a
 //          one-output model and arrays otherwise; absent when unknown.
 //   json   {"model", "property": [...], "unit": [...], "predictions": [the jsonl objects]}.
+//
+// `qdf predict` writes every format; a training run's predictions_test.tsv is the tsv.
 //
 // Values are Float32 (the model's precision) printed with the fewest digits that read
 // back to the same Float32 (at most 9 significant digits, usually 7-8); values read from
@@ -31,74 +32,6 @@ public enum PredictionFormat: String, Sendable, CaseIterable {
         else if l.hasSuffix(".json") { self = .json }
         else if l.hasSuffix(".tsv") || l.hasSuffix(".txt") || l.hasSuffix(".tab") { self = .tsv }
         else { return nil }
-    }
-}
-
-/// Property names and units of a model's outputs, from its metadata: the `property` key
-/// (comma-separated, one per output) and the `unit` key (one unit, or one per output);
-/// without `property`, the property is taken from the `dataset` key's folder name
-/// (`QM9under14atoms_atomizationenergy_eV` → `atomizationenergy`), else `value`.
-public struct PredictionLabels: Sendable, Equatable {
-    /// One name per output.
-    public var properties: [String]
-    /// One unit per output ("" when unknown).
-    public var units: [String]
-
-    /// Labels for `outputs` outputs from a model's metadata.
-    public init(metadata: [String: String], outputs: Int) {
-        func list(_ key: String) -> [String] {
-            (metadata[key] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
-        let u = list("unit")
-        units = u.count == outputs ? u : Array(repeating: u.first ?? "", count: outputs)
-        var names = list("property")
-        if names.isEmpty {
-            var name = "value"
-            if let d = metadata["dataset"] {
-                let folder = d.split(separator: "/").last(where: { !$0.isEmpty && !$0.hasSuffix(".txt") }).map(String.init) ?? d
-                var parts = folder.split(separator: "_").map(String.init)
-                if parts.count >= 2 {
-                    parts.removeFirst()
-                    if parts.count >= 2, let last = parts.last, u.contains(last) || ["eV", "hartree", "Ha", "kcalmol", "meV"].contains(last) { parts.removeLast() }
-                    name = parts.joined(separator: "_")
-                }
-            }
-            names = [name]
-        }
-        if names.count == outputs { properties = names }
-        else { properties = (0..<outputs).map { "\(names[0])_\($0)" } }
-    }
-
-    /// Labels given directly.
-    public init(properties: [String], units: [String]) {
-        self.properties = properties
-        self.units = units
-    }
-}
-
-/// One row of output: a molecule's prediction, where it came from, and (with rotations)
-/// the spread of its predictions over orientations.
-public struct PredictionRecord: Sendable {
-    /// The molecule's id as read (sanitised when written).
-    public var id: String
-    /// The file it came from (`<stdin>` for standard input).
-    public var source: String
-    /// The line where it starts in that file.
-    public var line: Int
-    /// Its number of atoms.
-    public var atomCount: Int
-    /// The prediction per output (the mean over orientations with rotations).
-    public var predicted: [Float]
-    /// The input's values per output (empty when unknown).
-    public var correct: [Double]
-    /// The standard deviation over orientations per output (empty without rotations).
-    public var spread: [Float]
-
-    /// A record; `spread` empty without rotations.
-    public init(id: String, source: String, line: Int, atomCount: Int, predicted: [Float],
-                correct: [Double], spread: [Float] = []) {
-        self.id = id; self.source = source; self.line = line; self.atomCount = atomCount
-        self.predicted = predicted; self.correct = correct; self.spread = spread
     }
 }
 
@@ -138,48 +71,53 @@ public final class LineSink {
 /// Writes prediction records in one of the formats above.
 public final class PredictionWriter {
     private let format: PredictionFormat
-    private let labels: PredictionLabels
+    private let labels: OutputLabels
     private let sink: LineSink
     private let withSpread: Bool
     private let model: String
-    private var tsvWithCorrect: Bool? = nil
+    private var tsvWithCorrect: Bool?
     private var rows = 0
 
     /// - Parameters:
+    ///   - labels: the outputs' names and units (`columnNames`, `columnUnits`: one per output).
     ///   - withSpread: add the spread over orientations (`--rotations`).
     ///   - model: the model's name or path, for the JSON document.
-    public init(format: PredictionFormat, labels: PredictionLabels, sink: LineSink, withSpread: Bool = false, model: String = "") {
+    ///   - withCorrect: TSV only: whether the Correct and Error columns are written; nil
+    ///     decides from the first record (whether it has the input's values).
+    public init(format: PredictionFormat, labels: OutputLabels, sink: LineSink, withSpread: Bool = false, model: String = "",
+                withCorrect: Bool? = nil) {
         self.format = format
         self.labels = labels
         self.sink = sink
         self.withSpread = withSpread
         self.model = model
+        tsvWithCorrect = withCorrect
     }
 
-    private var outputs: Int { labels.properties.count }
+    private var outputs: Int { labels.columnNames.count }
 
     /// Writes one record (the TSV header, or the JSON document's opening, before the first).
-    public func write(_ r: PredictionRecord) throws {
+    public func write(_ r: Prediction) throws {
         let known = r.correct.count == outputs
         switch format {
         case .tsv:
-            if tsvWithCorrect == nil {
-                tsvWithCorrect = known
-                try sink.write(tsvHeader(withCorrect: known))
+            if rows == 0 {
+                if tsvWithCorrect == nil { tsvWithCorrect = known }
+                try sink.write(tsvHeader(withCorrect: tsvWithCorrect!))
             }
             var f = [tsvField(r.id)]
             if tsvWithCorrect! { f += r.correct.map { "\($0)" } + (known ? [] : Array(repeating: "", count: outputs)) }
             f += r.predicted.map(number)
-            if tsvWithCorrect! { f += known ? errors(r).map(number) : Array(repeating: "", count: outputs) }
+            if tsvWithCorrect! { f += known ? r.errors.map(number) : Array(repeating: "", count: outputs) }
             if withSpread { f += r.spread.map(number) }
             try sink.write(f.joined(separator: "\t"))
         case .csv:
             if rows == 0 {
                 try sink.write((["id", "source", "line", "atoms", "property", "unit", "predicted", "correct", "error"] + (withSpread ? ["spread"] : [])).joined(separator: ","))
             }
-            let e = known ? errors(r) : []
+            let e = known ? r.errors : []
             for q in 0..<outputs {
-                var f = [csvField(r.id), csvField(r.source), "\(r.line)", "\(r.atomCount)", csvField(labels.properties[q]), csvField(labels.units[q]),
+                var f = [csvField(r.id), csvField(r.source), "\(r.line)", "\(r.atomCount)", csvField(labels.columnNames[q]), csvField(labels.columnUnits[q]),
                          number(r.predicted[q]), known ? "\(r.correct[q])" : "", known ? number(e[q]) : ""]
                 if withSpread { f.append(q < r.spread.count ? number(r.spread[q]) : "") }
                 try sink.write(f.joined(separator: ","))
@@ -197,7 +135,7 @@ public final class PredictionWriter {
     /// closing) and commits the file.
     public func finish() throws {
         switch format {
-        case .tsv: if tsvWithCorrect == nil { try sink.write(tsvHeader(withCorrect: false)) }
+        case .tsv: if rows == 0 { try sink.write(tsvHeader(withCorrect: tsvWithCorrect ?? false)) }
         case .csv: if rows == 0 { try sink.write((["id", "source", "line", "atoms", "property", "unit", "predicted", "correct", "error"] + (withSpread ? ["spread"] : [])).joined(separator: ",")) }
         case .json: try sink.write(rows == 0 ? jsonOpening() + "\n]}" : "]}")
         case .jsonl: break
@@ -211,43 +149,46 @@ public final class PredictionWriter {
         return h.joined(separator: "\t")
     }
 
-    private func errors(_ r: PredictionRecord) -> [Float] {
-        zip(r.correct, r.predicted).map { Float(abs($0 - Double($1))) }
-    }
-
     private func jsonOpening() -> String {
-        "{\"model\": \(jsonString(model)), \"property\": [\(labels.properties.map(jsonString).joined(separator: ", "))], \"unit\": [\(labels.units.map(jsonString).joined(separator: ", "))], \"predictions\": ["
+        "{\"model\": \(jsonString(model)), \"property\": [\(labels.columnNames.map(jsonString).joined(separator: ", "))], \"unit\": [\(labels.columnUnits.map(jsonString).joined(separator: ", "))], \"predictions\": ["
     }
 
-    private func jsonObject(_ r: PredictionRecord) -> String {
+    private func jsonObject(_ r: Prediction) -> String {
         func value<T>(_ xs: [T], _ f: (T) -> String) -> String {
             outputs == 1 ? f(xs[0]) : "[" + xs.map(f).joined(separator: ", ") + "]"
         }
         var parts = ["\"id\": \(jsonString(r.id))", "\"source\": \(jsonString(r.source))", "\"line\": \(r.line)", "\"atoms\": \(r.atomCount)",
-                     "\"property\": \(value(labels.properties, jsonString))", "\"unit\": \(value(labels.units, jsonString))",
+                     "\"property\": \(value(labels.columnNames, jsonString))", "\"unit\": \(value(labels.columnUnits, jsonString))",
                      "\"predicted\": \(value(r.predicted, jsonNumber))"]
         if r.correct.count == outputs {
             parts.append("\"correct\": \(value(r.correct, { $0.isFinite ? "\($0)" : "null" }))")
-            parts.append("\"error\": \(value(errors(r), jsonNumber))")
+            parts.append("\"error\": \(value(r.errors, jsonNumber))")
         }
         if withSpread && r.spread.count == outputs { parts.append("\"spread\": \(value(r.spread, jsonNumber))") }
         return "{" + parts.joined(separator: ", ") + "}"
     }
 }
 
+/// Column names of a predictions TSV: ID, then Correct…, Predict…, Error… (the
+/// reference's order); suffixed with the property index when there are several.
+private func predictionColumns(outputs: Int, withCorrect: Bool) -> [String] {
+    func names(_ base: String) -> [String] { outputs == 1 ? [base] : (0..<outputs).map { "\(base)_\($0)" } }
+    return ["ID"] + (withCorrect ? names("Correct") : []) + names("Predict") + (withCorrect ? names("Error") : [])
+}
+
 /// A Float32 with the fewest digits that read back to the same Float32.
-public func number(_ x: Float) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }
+private func number(_ x: Float) -> String { x.isFinite ? "\(x)" : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }
 
 private func jsonNumber(_ x: Float) -> String { x.isFinite ? "\(x)" : "null" }
 
 /// An id fit for a TSV field: tabs, line breaks and other control characters become spaces.
-public func tsvField(_ s: String) -> String {
+package func tsvField(_ s: String) -> String {
     String(String.UnicodeScalarView(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : $0 }))
 }
 
 /// A CSV field (RFC 4180): control characters become spaces; quoted when it holds a comma,
 /// a quote or leading/trailing spaces.
-public func csvField(_ s: String) -> String {
+package func csvField(_ s: String) -> String {
     let t = tsvField(s)
     if t.contains(",") || t.contains("\"") || t.hasPrefix(" ") || t.hasSuffix(" ") {
         return "\"" + t.replacingOccurrences(of: "\"", with: "\"\"") + "\""
