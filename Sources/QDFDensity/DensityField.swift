@@ -129,7 +129,7 @@ public final class DensityField: Sendable {
         let selected = sel
         // Each thread takes blocks t, t + threads, …; it returns ρ and the chosen ψ of its
         // blocks, which are then placed.
-        let parts = try! concurrentMap(threads) { t -> [(start: Int, rho: [Float], psi: [Float])] in
+        let parts = concurrentMap(threads) { t -> [(start: Int, rho: [Float], psi: [Float])] in
             var done = [(start: Int, rho: [Float], psi: [Float])]()
             let basis = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * no)
             let prod = UnsafeMutablePointer<Float>.allocate(capacity: DensityField.blockSize * max(no, nsel))

@@ -372,16 +372,6 @@ public final class Engine {
 }
 
 extension WorkerPool where Worker == Engine {
-    /// Predicts molecules 0..<count in contiguous shares, one engine per share running
-    /// concurrently, `batchSize` molecules at a time; `geometries` gives the geometry of a
-    /// range of molecules. Results keep the order; the first error thrown is rethrown.
-    package func predict(count: Int, workers: Int, batchSize: Int, parameters: [Float],
-                         geometries: @escaping @Sendable (Range<Int>) throws -> [MoleculeGeometry]) throws -> [[Float]] {
-        let n = max(1, min(workers, count))
-        return try predict(count: count, shares: n, owned: 0..<n, batchSize: batchSize, parameters: parameters,
-                           geometries: geometries)
-    }
-
     /// The `owned` shares of molecules 0..<count cut into `shares` contiguous shares (share s:
     /// ⌊count·s/shares⌋ ..< ⌊count·(s+1)/shares⌋), one engine per owned share, in batches of
     /// `batchSize` from the share's start: the engine calls a process running all `shares`
@@ -391,8 +381,9 @@ extension WorkerPool where Worker == Engine {
         let parts = try run(owned.count) { k, engine -> [[Float]] in
             let w = owned.lowerBound + k
             var res = [[Float]]()
-            var i = ShareLayout.molecules(ofShare: w, count: count, shares: n).lowerBound
-            let hi = ShareLayout.molecules(ofShare: w, count: count, shares: n).upperBound
+            let share = ShareLayout.molecules(ofShare: w, count: count, shares: n)
+            var i = share.lowerBound
+            let hi = share.upperBound
             while i < hi {
                 let end = min(i + batchSize, hi)
                 res += engine.predict(try geometries(i..<end), parameters: parameters)
