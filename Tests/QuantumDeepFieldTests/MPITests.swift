@@ -109,15 +109,19 @@ struct MPITests {
     /// mpirun, which sends it on to the ranks as Slurm's scancel would; SIGINT to one process),
     /// resumes with `second` ranks; returns the final parameters and whether it was really
     /// interrupted.
+    /// Epochs of the runs that are stopped and resumed: enough that a run cannot finish
+    /// before mpirun has passed the signal on.
+    static let resumeEpochs = 100
+
     func interruptAndResume(first: Int, second: Int, dir: TemporaryDirectory, name: String) throws -> (params: [Float], interrupted: Bool) {
         let run = dir.file(name)
-        let args = ["train", Self.data, "-o", run, "--epochs", "30", "--batch-size", "4"] + Self.small
+        let args = ["train", Self.data, "-o", run, "--epochs", String(Self.resumeEpochs), "--batch-size", "4"] + Self.small
         let p = try Self.start(ranks: first, args + ["--workers", first == 0 ? "2" : "1"])
         Self.waitFor({ InterruptionTests.learningCurveRows(run) >= 1 }, seconds: 120, while: p)
         kill(p.pid, first == 0 ? SIGINT : SIGTERM)
         let text = p.readStderr()
         _ = p.wait()
-        let interrupted = InterruptionTests.learningCurveRows(run) < 30
+        let interrupted = InterruptionTests.learningCurveRows(run) < Self.resumeEpochs
         if interrupted { #expect(text.contains("qdf train --resume \(run)"), "\(text)") }
         let resumed = try Self.run(ranks: second, ["train", "--resume", run, "--workers", second == 0 ? "2" : "1"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
@@ -128,8 +132,8 @@ struct MPITests {
           .enabled(if: available, skip))
     func resumeAcrossRankCounts() throws {
         let dir = try TemporaryDirectory()
-        let full = try Self.run(ranks: 0, ["train", Self.data, "-o", dir.file("full"), "--epochs", "30", "--batch-size", "4",
-                                           "--workers", "2"] + Self.small)
+        let full = try Self.run(ranks: 0, ["train", Self.data, "-o", dir.file("full"), "--epochs", String(Self.resumeEpochs),
+                                           "--batch-size", "4", "--workers", "2"] + Self.small)
         #expect(full.status == 0, "\(full.stderr)")
         let reference = try Self.parameters(dir.file("full"))
         let a = try interruptAndResume(first: 2, second: 0, dir: dir, name: "twoThenOne")
