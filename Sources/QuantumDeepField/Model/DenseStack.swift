@@ -41,11 +41,20 @@ package enum DenseStack {
         }
     }
 
+    /// dz = dy ⊙ (y > 0) in place: the mask alone, for a frozen layer (no bias gradient).
+    @inline(__always)
+    package static func maskReLU(_ dy: UnsafeMutablePointer<Float>, activations y: UnsafePointer<Float>,
+                                 rows: Int, width: Int) {
+        for i in 0..<(rows * width) { dy[i] = y[i] > 0 ? dy[i] : 0 }
+    }
+
     /// Given d(output) in `dTop` (rows × width, overwritten), accumulates the weight and
     /// bias gradients and leaves d(input) in `dInput`. `dScratch` is rows × width.
+    /// `weightGrads`/`biasGrads` nil: the layers are frozen (only d(input) is computed, the
+    /// weight-gradient GEMMs are skipped).
     package static func backward(rows: Int, width: Int, weights: [UnsafePointer<Float>],
                                  activations: [UnsafePointer<Float>],
-                                 weightGrads: [UnsafeMutablePointer<Float>], biasGrads: [UnsafeMutablePointer<Float>],
+                                 weightGrads: [UnsafeMutablePointer<Float>]?, biasGrads: [UnsafeMutablePointer<Float>]?,
                                  dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
                                  dInput: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
         let L = weights.count
@@ -53,10 +62,16 @@ package enum DenseStack {
         var dy = dTop
         for l in stride(from: L - 1, through: 0, by: -1) {
             let y = activations[l + 1], x = activations[l]
-            // dZ = dy ⊙ (y > 0), and the bias gradient Σ_rows dZ, in one pass.
-            maskReLUAndSumRows(dy, activations: y, rows: rows, width: width, into: biasGrads[l])
-            compute.gemm(.transpose, .none, m: width, n: width, k: rows, a: dy, lda: width, b: x, ldb: width,
-                         beta: 1, c: weightGrads[l], ldc: width)
+            if let biasGrads {
+                // dZ = dy ⊙ (y > 0), and the bias gradient Σ_rows dZ, in one pass.
+                maskReLUAndSumRows(dy, activations: y, rows: rows, width: width, into: biasGrads[l])
+            } else {
+                maskReLU(dy, activations: y, rows: rows, width: width)
+            }
+            if let weightGrads {
+                compute.gemm(.transpose, .none, m: width, n: width, k: rows, a: dy, lda: width, b: x, ldb: width,
+                             beta: 1, c: weightGrads[l], ldc: width)
+            }
             let dx = l == 0 ? dInput : (dy == dTop ? dScratch : dTop)
             compute.gemm(.none, .none, m: rows, n: width, k: width, a: dy, lda: width, b: weights[l], ldb: width,
                          c: dx, ldc: width)

@@ -146,18 +146,21 @@ public enum EnergyFunctional {
     package static func upperLayersBackward(p: UnsafePointer<Float>, offsets o: ParameterOffsets, rows: Int, dim: Int,
                                             h: [UnsafeMutablePointer<Float>], grad: UnsafeMutablePointer<Float>,
                                             dTop: UnsafeMutablePointer<Float>, dScratch: UnsafeMutablePointer<Float>,
-                                            dH1: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
+                                            dH1: UnsafeMutablePointer<Float>, compute: any ComputeBackend,
+                                            frozen: Bool = false) {
         DenseStack.backward(rows: rows, width: dim, weights: o.functionalWeight.dropFirst().map { UnsafePointer(p + $0) },
                             activations: h.map { UnsafePointer($0) },
-                            weightGrads: o.functionalWeight.dropFirst().map { grad + $0 },
-                            biasGrads: o.functionalBias.dropFirst().map { grad + $0 },
+                            weightGrads: frozen ? nil : o.functionalWeight.dropFirst().map { grad + $0 },
+                            biasGrads: frozen ? nil : o.functionalBias.dropFirst().map { grad + $0 },
                             dTop: dTop, dScratch: dScratch, dInput: dH1, compute: compute)
     }
 
-    /// h¹ = relu(z⁰ + b₀): turns d(h¹) into dz⁰ in place (ReLU mask) and adds b₀'s gradient.
+    /// h¹ = relu(z⁰ + b₀): turns d(h¹) into dz⁰ in place (ReLU mask) and adds b₀'s gradient
+    /// (none when `gradBias` is nil: a frozen layer).
     package static func activateFirstLayerBackward(_ dz: UnsafeMutablePointer<Float>, h1: UnsafePointer<Float>,
-                                                   rows: Int, dim: Int, gradBias: UnsafeMutablePointer<Float>) {
-        DenseStack.maskReLUAndSumRows(dz, activations: h1, rows: rows, width: dim, into: gradBias)
+                                                   rows: Int, dim: Int, gradBias: UnsafeMutablePointer<Float>?) {
+        if let gradBias { DenseStack.maskReLUAndSumRows(dz, activations: h1, rows: rows, width: dim, into: gradBias) }
+        else { DenseStack.maskReLU(dz, activations: h1, rows: rows, width: dim) }
     }
 
     // MARK: The potential input (docs/model.md §19, an option)
@@ -199,13 +202,18 @@ public enum EnergyFunctional {
                      beta: 1, c: gradWv, ldc: K)
     }
 
-    /// z⁰ = ψ W₀ᵀ for one molecule's rows: adds dW₀ += dz⁰ᵀ ψ and writes dψ = dz⁰ W₀.
+    /// z⁰ = ψ W₀ᵀ for one molecule's rows: adds dW₀ += dz⁰ᵀ ψ and writes dψ = dz⁰ W₀; either
+    /// is skipped when its destination is nil (frozen functional, frozen orbitals).
     package static func firstLayerBackward(dZ0: UnsafePointer<Float>, psi: UnsafePointer<Float>, rows: Int, dim: Int,
-                                           w0: UnsafePointer<Float>, gradW0: UnsafeMutablePointer<Float>,
-                                           dPsi: UnsafeMutablePointer<Float>, compute: any ComputeBackend) {
-        compute.gemm(.transpose, .none, m: dim, n: dim, k: rows, a: dZ0, lda: dim, b: psi, ldb: dim,
-                     beta: 1, c: gradW0, ldc: dim)
-        compute.gemm(.none, .none, m: rows, n: dim, k: dim, a: dZ0, lda: dim, b: w0, ldb: dim, c: dPsi, ldc: dim)
+                                           w0: UnsafePointer<Float>, gradW0: UnsafeMutablePointer<Float>?,
+                                           dPsi: UnsafeMutablePointer<Float>?, compute: any ComputeBackend) {
+        if let gradW0 {
+            compute.gemm(.transpose, .none, m: dim, n: dim, k: rows, a: dZ0, lda: dim, b: psi, ldb: dim,
+                         beta: 1, c: gradW0, ldc: dim)
+        }
+        if let dPsi {
+            compute.gemm(.none, .none, m: rows, n: dim, k: dim, a: dZ0, lda: dim, b: w0, ldb: dim, c: dPsi, ldc: dim)
+        }
     }
 }
 
@@ -260,18 +268,25 @@ public enum FirstLayerThroughBasis {
         compute.gemm(.none, .none, m: nf, n: dim, k: no, a: s.phiHat, lda: no, b: f.a, ldb: dim, c: z0, ldc: dim)
     }
 
-    /// From dZ₀ (N_f × dim, ReLU mask applied): adds dW₀ and returns dφ̂ (N_f × N_o) and
-    /// dĈ (N_o × dim), in `scratch`, for `LCAO.basisBackward` and `LCAO.coefficientBackward`.
-    package static func backward(_ g: MoleculeGeometry, w0: UnsafePointer<Float>, gradW0: UnsafeMutablePointer<Float>,
+    /// From dZ₀ (N_f × dim, ReLU mask applied): adds dW₀ (unless `gradW0` is nil: a frozen
+    /// functional) and returns dφ̂ (N_f × N_o) and dĈ (N_o × dim), in `scratch`, for
+    /// `LCAO.basisBackward` and `LCAO.coefficientBackward`; with `orbitals` false (frozen
+    /// orbitals) it stops after dW₀ and returns nil.
+    @discardableResult
+    package static func backward(_ g: MoleculeGeometry, w0: UnsafePointer<Float>, gradW0: UnsafeMutablePointer<Float>?,
                                  dim: Int, lcao s: LCAO.Saved, fold f: Saved, dZ0: UnsafePointer<Float>,
-                                 compute: any ComputeBackend, scratch: ScratchArena)
-        -> (dPhiHat: UnsafeMutablePointer<Float>, dCHat: UnsafeMutablePointer<Float>) {
+                                 compute: any ComputeBackend, scratch: ScratchArena, orbitals: Bool = true)
+        -> (dPhiHat: UnsafeMutablePointer<Float>, dCHat: UnsafeMutablePointer<Float>)? {
         let nf = g.fieldCount, no = g.orbitalCount
-        let dA = scratch.floats(no * dim), dB = scratch.floats(no * dim), dG = scratch.floats(no * no)
-        let dPhiHat = scratch.floats(nf * no)
+        let dA = scratch.floats(no * dim)
         compute.gemm(.transpose, .none, m: no, n: dim, k: nf, a: s.phiHat, lda: no, b: dZ0, ldb: dim, c: dA, ldc: dim)
+        if let gradW0 {
+            compute.gemm(.transpose, .none, m: dim, n: dim, k: no, a: dA, lda: dim, b: f.b, ldb: dim, beta: 1, c: gradW0, ldc: dim)
+        }
+        guard orbitals else { return nil }
+        let dB = scratch.floats(no * dim), dG = scratch.floats(no * no)
+        let dPhiHat = scratch.floats(nf * no)
         compute.gemm(.none, .transpose, m: nf, n: no, k: dim, a: dZ0, lda: dim, b: f.a, ldb: dim, c: dPhiHat, ldc: no)
-        compute.gemm(.transpose, .none, m: dim, n: dim, k: no, a: dA, lda: dim, b: f.b, ldb: dim, beta: 1, c: gradW0, ldc: dim)
         compute.gemm(.none, .none, m: no, n: dim, k: dim, a: dA, lda: dim, b: w0, ldb: dim, c: dB, ldc: dim)
         // dD_j = Σ_k dB_kj Ĉ_kj;  t_j = dn_j / n_j with dn_j = −dD_j s / n_j².
         let dots = scratch.doubles(dim), dcol = scratch.floats(dim), t = scratch.floats(dim)

@@ -41,6 +41,10 @@ public final class Engine {
     /// N_f·N_o² + N_o·dim² + N_f·N_o·dim < N_f·N_o·dim + N_f·dim²), `always`, `never`.
     /// Never taken with L_f = 0.
     public enum Policy: Sendable { case automatic, always, never }
+    /// Parts whose gradients the E path does not compute (fine-tuning, `FrozenParts`): their
+    /// entries of the gradient buffer are left untouched and the work that only they need
+    /// (weight-gradient GEMMs, the LCAO backward) is skipped.
+    public var frozen: FrozenParts = []
 
     // Row bookkeeping of the current batch.
     private var batch: [MoleculeGeometry] = []
@@ -279,37 +283,46 @@ public final class Engine {
     /// Backward of the E path from dÊ (in `dOut`), after `forwardEnergy`.
     private func backwardEnergy(_ p: UnsafePointer<Float>, grad: UnsafeMutablePointer<Float>) {
         let B = batch.count, L = hyper.layerFunctional, o = offsets
+        // What this backward pass must reach (fine-tuning freezes parts, `frozen`).
+        let orbitals = !frozen.contains(.orbitals), functional = !frozen.contains(.functional)
         dA.reserve(rows * dim); dB.reserve(rows * dim); dC.reserve(rows * dim); ds.reserve(B * dim)
         EnergyFunctional.propertyBackward(dOut: dOut.pointer, s: s.pointer, molecules: B, p: p, offsets: o, dim: dim,
                                           outputs: hyper.outputs, grad: grad, ds: ds.pointer, compute: compute)
+        // Only the head trains: nothing below it needs a gradient.
+        if !orbitals && (!functional || L == 0) { return }
         EnergyFunctional.readoutBackward(ds: ds.pointer, rowStart: rowStart, rowCount: rowCount, dim: dim,
                                          operation: hyper.operation, dTop: dA.pointer)
         if L == 0 { backwardOrbitals(p, dPsi: dA.pointer, grad: grad); return }
         // Layers L−1…1 leave d(h¹) in dC; the first layer's ReLU turns it into dz⁰.
         EnergyFunctional.upperLayersBackward(p: p, offsets: o, rows: rows, dim: dim, h: h[1...].map(\.pointer), grad: grad,
-                                             dTop: dA.pointer, dScratch: dB.pointer, dH1: dC.pointer, compute: compute)
+                                             dTop: dA.pointer, dScratch: dB.pointer, dH1: dC.pointer, compute: compute,
+                                             frozen: !functional)
         EnergyFunctional.activateFirstLayerBackward(dC.pointer, h1: h[1].pointer, rows: rows, dim: dim,
-                                                    gradBias: grad + o.functionalBias[0])
-        let w0 = p + o.functionalWeight[0], gw0 = grad + o.functionalWeight[0]
+                                                    gradBias: functional ? grad + o.functionalBias[0] : nil)
+        let w0 = p + o.functionalWeight[0], gw0 = functional ? grad + o.functionalWeight[0] : nil
         for (m, gm) in batch.enumerated() {
             scratch.reset()
             let dz0 = dC.pointer + rowStart[m] * dim, sv = lcaoSaved(m)
-            if let wv = o.potentialInput {
+            if let wv = o.potentialInput, functional {
                 EnergyFunctional.potentialInputBackward(gm, dZ0: dz0, count: hyper.potentialFeatures, dim: dim,
                                                         gradWv: grad + wv, compute: compute, scratch: scratch)
             }
             if folded[m] {
                 let d = FirstLayerThroughBasis.backward(gm, w0: w0, gradW0: gw0, dim: dim, lcao: sv, fold: foldSaved(m),
-                                                        dZ0: dz0, compute: compute, scratch: scratch)
-                LCAO.coefficientBackward(gm, parameters: p, offsets: o, dim: dim, saved: sv, dCHat: d.dCHat, grad: grad,
-                                         compute: compute, scratch: scratch)
-                LCAO.basisBackward(gm, offsets: o, saved: sv, dPhiHat: d.dPhiHat, grad: grad, scratch: scratch)
+                                                        dZ0: dz0, compute: compute, scratch: scratch, orbitals: orbitals)
+                if let d {
+                    LCAO.coefficientBackward(gm, parameters: p, offsets: o, dim: dim, saved: sv, dCHat: d.dCHat, grad: grad,
+                                             compute: compute, scratch: scratch)
+                    LCAO.basisBackward(gm, offsets: o, saved: sv, dPhiHat: d.dPhiHat, grad: grad, scratch: scratch)
+                }
             } else {
                 let psi = h[0].pointer + rowStart[m] * dim, dpsi = dA.pointer + rowStart[m] * dim
                 EnergyFunctional.firstLayerBackward(dZ0: dz0, psi: psi, rows: gm.fieldCount, dim: dim, w0: w0, gradW0: gw0,
-                                                    dPsi: dpsi, compute: compute)
-                LCAO.backward(gm, parameters: p, offsets: o, dim: dim, saved: sv, psi: psi, dPsi: dpsi, grad: grad,
-                              compute: compute, scratch: scratch)
+                                                    dPsi: orbitals ? dpsi : nil, compute: compute)
+                if orbitals {
+                    LCAO.backward(gm, parameters: p, offsets: o, dim: dim, saved: sv, psi: psi, dPsi: dpsi, grad: grad,
+                                  compute: compute, scratch: scratch)
+                }
             }
         }
     }

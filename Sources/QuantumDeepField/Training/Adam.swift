@@ -18,19 +18,28 @@ public final class Adam {
     public let epsilon: Float = 1e-8
     /// The parameter layout the moments and step counts follow.
     public let layout: ParameterLayout
-    /// First and second moments, in the parameter layout.
+    /// First moments of the trainable tensors, one after the other in layout order (the
+    /// parameter layout itself when nothing is frozen).
     public var m: [Float]
-    /// The second moments (`layout.totalCount` values).
+    /// The second moments, laid out as `m`.
     public var v: [Float]
-    /// Steps taken by each tensor (by position in the layout).
+    /// Steps taken by each tensor (by position in the layout; a frozen tensor's stays 0).
     public var steps: [Int]
+    /// Where each tensor's moments start in `m` and `v`; nil for a frozen tensor (no state).
+    public let momentOffsets: [Int?]
 
-    /// An optimizer with zero moments and step counts for `layout`.
-    public init(layout: ParameterLayout, learningRate: Float) {
+    /// An optimizer with zero moments and step counts for `layout`, keeping moments only
+    /// for the tensors that `frozen` does not freeze.
+    public init(layout: ParameterLayout, learningRate: Float, frozen: FrozenParts = []) {
         self.layout = layout
         self.learningRate = learningRate
-        m = [Float](repeating: 0, count: layout.totalCount)
-        v = [Float](repeating: 0, count: layout.totalCount)
+        var offsets = [Int?](), count = 0
+        for e in layout.entries {
+            if frozen.freezes(tensor: e.name) { offsets.append(nil) } else { offsets.append(count); count += e.count }
+        }
+        momentOffsets = offsets
+        m = [Float](repeating: 0, count: count)
+        v = [Float](repeating: 0, count: count)
         steps = [Int](repeating: 0, count: layout.entries.count)
     }
 
@@ -44,18 +53,20 @@ public final class Adam {
         v.withUnsafeMutableBufferPointer { vp in
             let p = pp.baseAddress!, mm = mp.baseAddress!, vv = vp.baseAddress!
             for t in tensors {
+                guard let mo = momentOffsets[t] else { preconditionFailure("Adam step on frozen tensor \(layout.entries[t].name)") }
                 steps[t] += 1
                 let e = layout.entries[t]
                 let bc1 = 1 - pow(Double(b1), Double(steps[t]))
                 let bc2 = 1 - pow(Double(b2), Double(steps[t]))
                 let stepSize = Float(Double(lr) / bc1)
                 let bc2Sqrt = Float(bc2.squareRoot())
-                for i in e.range {
-                    let g = gradient[i]
-                    mm[i] = b1 * mm[i] + (1 - b1) * g
-                    vv[i] = b2 * vv[i] + (1 - b2) * g * g
-                    let denom = vv[i].squareRoot() / bc2Sqrt + eps
-                    p[i] -= stepSize * mm[i] / denom
+                let mt = mm + mo, vt = vv + mo, pt = p + e.offset, gt = gradient + e.offset
+                for i in 0..<e.count {
+                    let g = gt[i]
+                    mt[i] = b1 * mt[i] + (1 - b1) * g
+                    vt[i] = b2 * vt[i] + (1 - b2) * g * g
+                    let denom = vt[i].squareRoot() / bc2Sqrt + eps
+                    pt[i] -= stepSize * mt[i] / denom
                 }
             }
         }}}
@@ -69,11 +80,12 @@ public struct ParameterGroups: Sendable {
     /// ζ, coefficients (with the orbital environment), W_density, W_HK, W_potential.
     public let potential: [Int]
 
-    /// The groups of `layout`, by tensor-name prefix.
-    public init(_ layout: ParameterLayout) {
+    /// The groups of `layout`, by tensor-name prefix, without the tensors `frozen` freezes.
+    public init(_ layout: ParameterLayout, frozen: FrozenParts = []) {
         var e = [Int](), v = [Int]()
         for (i, entry) in layout.entries.enumerated() {
             let n = entry.name
+            if frozen.freezes(tensor: n) { continue }
             if n.hasPrefix("coefficient") || n.hasPrefix("zeta") || n.hasPrefix("environment") { e.append(i); v.append(i) }
             else if n.hasPrefix("W_functional") || n.hasPrefix("W_property") { e.append(i) }
             else { v.append(i) }

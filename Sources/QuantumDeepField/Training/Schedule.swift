@@ -58,23 +58,30 @@ extension TrainingOptions {
 public struct ParameterAverage: Sendable, Equatable {
     public let decay: Double
     public private(set) var values: [Float]
+    /// The index ranges that are averaged (nil: all); the others (frozen tensors) keep
+    /// their initial values exactly.
+    public let ranges: [Range<Int>]?
 
     /// Starts at `initial` (the parameters before the first step).
-    public init(decay: Double, initial: [Float]) {
+    public init(decay: Double, initial: [Float], ranges: [Range<Int>]? = nil) {
         self.decay = decay
         values = initial
+        self.ranges = ranges
     }
 
     /// Restores a saved average.
-    package init(decay: Double, values: [Float]) { self.decay = decay; self.values = values }
+    package init(decay: Double, values: [Float], ranges: [Range<Int>]? = nil) {
+        self.decay = decay; self.values = values; self.ranges = ranges
+    }
 
     /// avg ← d · avg + (1 − d) · θ, in Float with d rounded to Float once.
     public mutating func update(with parameters: [Float]) {
         precondition(parameters.count == values.count, "parameter count")
         let d = Float(decay), e = 1 - Float(decay)
+        let ranges = self.ranges ?? [0..<values.count]
         values.withUnsafeMutableBufferPointer { a in
             parameters.withUnsafeBufferPointer { p in
-                for i in 0..<a.count { a[i] = d * a[i] + e * p[i] }
+                for r in ranges { for i in r { a[i] = d * a[i] + e * p[i] } }
             }
         }
     }

@@ -60,6 +60,9 @@ public struct TrainingOptions: Sendable, Equatable {
     /// in the V pass. nil / 0: off.
     public var densityTargets: String? = nil
     public var densityWeight: Double = 0
+    /// Parts of the model kept fixed (fine-tuning from a trained model, `FineTuning`): no
+    /// gradient work, no Adam state; with the orbitals frozen the V step is skipped.
+    public var freeze: FrozenParts = []
 
     /// The defaults.
     public init() {}
@@ -99,7 +102,8 @@ public struct TrainingOptions: Sendable, Equatable {
          "loss": energyLoss.description, "eval_every": String(evalEvery),
          "fit_element_baseline": elementBaseline ? "true" : "false",
          "clip_norm": clipNorm.map { "\($0)" } ?? "none", "hk_weight": "\(potentialWeight)",
-         "density_targets": densityTargets ?? "none", "density_weight": "\(densityWeight)"]
+         "density_targets": densityTargets ?? "none", "density_weight": "\(densityWeight)",
+         "freeze": freeze.description]
     }
 
     init(metadata md: [String: String], hyper: Hyperparameters) throws {
@@ -143,6 +147,7 @@ public struct TrainingOptions: Sendable, Equatable {
         potentialWeight = try optionalNumber("hk_weight") ?? 1
         densityTargets = md["density_targets"].flatMap { $0 == "none" ? nil : $0 }
         densityWeight = try optionalNumber("density_weight") ?? 0
+        freeze = try FrozenParts(parsing: md["freeze"] ?? "none")
     }
 }
 
@@ -226,20 +231,37 @@ public final class Trainer {
     ///
     /// `densityTargets` (training molecule id → q on its field grid, `DensityTargets` in
     /// QDFDensity) is required when `options.densityTargets` is set.
+    ///
+    /// `start`: a model to start from instead of a fresh one (fine-tuning, `FineTuning.start`);
+    /// its architecture replaces `options.hyper`, and it must have the data set's outputs
+    /// and cover its orbital types. `options.freeze` needs a `start`.
     public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String,
                             workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil,
-                            densityTargets: [String: [Float]] = [:]) throws {
-        try options.validate()
-        var hyper = options.hyper
-        hyper.outputs = dataset.outputs
+                            densityTargets: [String: [Float]] = [:], start: QDFModel? = nil) throws {
         var opts = options
-        opts.hyper = hyper
-        let dict = dataset.orbitalDictionary(basis: hyper.basisSet)
-        var metadata = [String: String]()
-        if options.elementBaseline {
-            metadata["element_baseline"] = try ElementBaseline.fit(dataset.train, outputs: dataset.outputs).json
+        let model: QDFModel
+        if let start {
+            guard start.hyper.outputs == dataset.outputs else {
+                throw QDFError("the starting model has \(start.hyper.outputs) outputs, the data set \(dataset.outputs)")
+            }
+            opts.hyper = start.hyper
+            try opts.validate()
+            model = start
+        } else {
+            try options.validate()
+            guard options.freeze.isEmpty else {
+                throw QDFError("freezing parts of a model needs a trained model to start from (--init-from)")
+            }
+            var hyper = options.hyper
+            hyper.outputs = dataset.outputs
+            opts.hyper = hyper
+            let dict = dataset.orbitalDictionary(basis: hyper.basisSet)
+            var metadata = [String: String]()
+            if options.elementBaseline {
+                metadata["element_baseline"] = try ElementBaseline.fit(dataset.train, outputs: dataset.outputs).json
+            }
+            model = try QDFModel(hyper: hyper, dictionary: dict, metadata: metadata, seed: options.seed)
         }
-        let model = try QDFModel(hyper: hyper, dictionary: dict, metadata: metadata, seed: options.seed)
         var run = RunDirectory(unchecked: runDirectory)
         try Trainer.onRoot(group, "create the run folder") { run = try RunDirectory(creating: runDirectory) }
         try self.init(dataset: dataset, options: opts, model: model, run: run, workers: workers, group: group,
@@ -275,13 +297,14 @@ public final class Trainer {
         model.metadata["source"] = "qdf-swift \(QDFVersion.string)"
         for (k, v) in options.metadata { model.metadata[k] = v }
         self.model = model
-        adam = Adam(layout: model.layout, learningRate: Float(options.learningRate))
-        stepper = TrainingStep(architecture: model.architecture, workers: workers, group: group)
+        adam = Adam(layout: model.layout, learningRate: Float(options.learningRate), frozen: options.freeze)
+        stepper = TrainingStep(architecture: model.architecture, workers: workers, group: group, frozen: options.freeze)
         stepper.energyLoss = options.energyLoss
         stepper.clipNorm = options.clipNorm
         stepper.potentialWeight = options.potentialWeight
         stepper.densityWeight = options.densityWeight
-        average = options.ema.map { ParameterAverage(decay: $0, initial: model.parameters) }
+        let trainable = model.layout.entries.filter { !options.freeze.freezes(tensor: $0.name) }.map(\.range)
+        average = options.ema.map { ParameterAverage(decay: $0, initial: model.parameters, ranges: trainable) }
         let architecture = model.architecture
         evalEngines = WorkerPool(count: stepper.workers) { Engine(architecture: architecture) }
         rng = RandomGenerator(seed: options.seed &+ 1)
@@ -516,7 +539,7 @@ public final class Trainer {
             guard s.average.count == model.parameters.count else {
                 throw QDFError("the checkpoint lacks the parameters' moving average (ema)", file: run.path)
             }
-            average = ParameterAverage(decay: d, values: s.average)
+            average = ParameterAverage(decay: d, values: s.average, ranges: average?.ranges)
         }
         records = try run.parseLearningCurve(learningCurve).filter { $0.epoch < epoch }
         if !order.isEmpty && order.count != dataset.train.count {

@@ -16,8 +16,9 @@ import Foundation
 package final class GradientWorker {
     let engine: Engine
     var gradient: [Float]
-    init(architecture: ModelArchitecture, compute: any ComputeBackend) {
+    init(architecture: ModelArchitecture, compute: any ComputeBackend, frozen: FrozenParts) {
         engine = Engine(architecture: architecture, compute: compute)
+        engine.frozen = frozen
         gradient = [Float](repeating: 0, count: architecture.layout.totalCount)
     }
 
@@ -35,8 +36,11 @@ package final class GradientWorker {
 public final class TrainingStep {
     /// The architecture the workers' engines are built for.
     public let architecture: ModelArchitecture
-    /// The tensors the E step and the V step update.
+    /// The tensors the E step and the V step update (frozen ones excluded).
     public let groups: ParameterGroups
+    /// Parts kept fixed (fine-tuning): no gradient work, no Adam step; with the orbitals
+    /// frozen the V step is skipped (it only shapes ψ, which is then fixed).
+    public let frozen: FrozenParts
     /// Molecule-parallel workers (each an engine and a gradient buffer).
     public let workers: Int
     /// Where GEMMs run and how the shares' gradients are combined.
@@ -61,18 +65,19 @@ public final class TrainingStep {
     /// A step with `workers` (at least 1) engines on `compute`, created now. With a `group`,
     /// `workers` must be this rank's entry of `group.workersPerRank` (traps otherwise).
     public init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute,
-                group: (any ProcessGroup)? = nil) {
+                group: (any ProcessGroup)? = nil, frozen: FrozenParts = []) {
         self.architecture = architecture
+        self.frozen = frozen
         self.workers = max(1, workers)
         self.compute = compute
         self.group = group
         if let g = group { precondition(g.workersPerRank[g.rank] == self.workers, "workers must match the group's") }
-        groups = ParameterGroups(architecture.layout)
-        pool = WorkerPool(count: self.workers) { GradientWorker(architecture: architecture, compute: compute) }
+        groups = ParameterGroups(architecture.layout, frozen: frozen)
+        pool = WorkerPool(count: self.workers) { GradientWorker(architecture: architecture, compute: compute, frozen: frozen) }
     }
 
     /// One mini-batch: updates `parameters` (E step, then V step); returns (Loss_E, Loss_V),
-    /// Loss_V = 0 without the HK map. An empty batch changes nothing (no Adam step) and
+    /// Loss_V = 0 without the HK map or with frozen orbitals. An empty batch changes nothing (no Adam step) and
     /// returns (0, 0). The geometries need P property values and, with `hkMap`, the
     /// potential (traps otherwise). Deterministic for a given batch whatever the worker
     /// count's timing.
@@ -81,7 +86,7 @@ public final class TrainingStep {
         precondition(group == nil, "a step in a process group takes this rank's geometries: step(local:fieldCounts:...)")
         let fieldCounts = batch.map(\.fieldCount)
         let lossE = pass(batch, fieldCounts, parameters: &parameters, adam: adam, potential: false)
-        guard hkMap else { return (lossE, 0) }
+        guard hkMap, !frozen.contains(.orbitals) else { return (lossE, 0) }
         let lossV = pass(batch, fieldCounts, parameters: &parameters, adam: adam, potential: true)
         return (lossE, lossV)
     }
@@ -101,7 +106,7 @@ public final class TrainingStep {
     public func step(local: [MoleculeGeometry], fieldCounts: [Int], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
         precondition(group != nil, "step(local:...) is a step in a process group")
         let lossE = pass(local, fieldCounts, parameters: &parameters, adam: adam, potential: false)
-        guard hkMap else { return (lossE, 0) }
+        guard hkMap, !frozen.contains(.orbitals) else { return (lossE, 0) }
         let lossV = pass(local, fieldCounts, parameters: &parameters, adam: adam, potential: true)
         return (lossE, lossV)
     }

@@ -1,0 +1,71 @@
+import Foundation
+
+// The model a fine-tuning run starts from (`qdf train --init-from MODEL`, docs/training.md
+// "Fine-tuning"): a trained model's architecture and parameters, with a new property head
+// for the data set's properties and its orbital dictionary extended by the data set's
+// orbital types that the source lacks.
+
+/// Building the starting point of a fine-tuning run from a trained model.
+public enum FineTuning {
+    /// The starting model and what was changed to make it.
+    public struct Start: Sendable {
+        /// The model to train: the source's parameters, a new head, extended dictionary.
+        public var model: QDFModel
+        /// Orbital types of the data set that the source model lacks, in the order added
+        /// (their coefficient rows, ζ and environment rows are initialized as a new model's).
+        public var addedOrbitals: [String]
+    }
+
+    /// Tensors with one row per orbital type (docs/model.md §10, §18): rows are carried over
+    /// by orbital name.
+    package static let orbitalTypeTensors: Set<String> = ["coefficient.weight", "zeta.weight",
+                                                   "environment.embedding.weight", "environment.gate.weight"]
+
+    /// The start of a fine-tuning run on `dataset` from `source`.
+    ///
+    /// Everything but the property head keeps the source's architecture and values: the
+    /// orbital coefficients and exponents (and the orbital environment), the energy
+    /// functional's layers (and the potential input), the HK map, the frame. The head
+    /// (`W_property.*`, P = the data set's outputs) and the rows of orbital types the
+    /// source lacks are initialized as a new model of `seed` would be (§9). `operation` is
+    /// the readout for the data set's property kind (sum for extensive, mean for intensive);
+    /// with `elementBaseline` a per-element reference is fitted to the data set's training
+    /// molecules. `sourceName` and `sourceSHA256` (of the model file) go into the metadata
+    /// (`init_from`, `init_from_sha256`), with the added orbital types
+    /// (`init_from_added_orbitals`). The source's own training metadata is not carried over.
+    public static func start(from source: QDFModel, sourceName: String, sourceSHA256: String, dataset: Dataset,
+                             operation: Readout, elementBaseline: Bool, seed: UInt64) throws -> Start {
+        var hyper = source.hyper
+        hyper.outputs = dataset.outputs
+        hyper.operation = operation
+        var dictionary = source.dictionary
+        let before = dictionary.count
+        for ms in [dataset.train, dataset.val, dataset.test] { for m in ms { dictionary.add(m, basis: hyper.basisSet) } }
+        let added = Array(dictionary.names[before...])
+        var metadata = [String: String]()
+        if elementBaseline {
+            metadata["element_baseline"] = try ElementBaseline.fit(dataset.train, outputs: dataset.outputs).json
+        }
+        metadata["init_from"] = sourceName
+        metadata["init_from_sha256"] = sourceSHA256
+        metadata["init_from_added_orbitals"] = added.isEmpty ? "none" : added.joined(separator: ",")
+        if let name = source.metadata["model_name"] { metadata["init_from_model_name"] = name }
+        var model = try QDFModel(hyper: hyper, dictionary: dictionary, metadata: metadata, seed: seed)
+        let nt = before
+        for e in model.layout.entries where !e.name.hasPrefix("W_property") {
+            guard let s = source.layout[e.name] else {
+                throw QDFError("the source model has no tensor \(e.name)")   // unreachable: same architecture
+            }
+            if orbitalTypeTensors.contains(e.name) {
+                // The source's nt rows are the first nt rows of the extended dictionary.
+                let row = e.shape.dropFirst().reduce(1, *)
+                precondition(s.count == nt * row, "rows of \(e.name)")
+                for i in 0..<(nt * row) { model.parameters[e.offset + i] = source.parameters[s.offset + i] }
+            } else {
+                precondition(s.shape == e.shape, "shape of \(e.name)")
+                for i in 0..<e.count { model.parameters[e.offset + i] = source.parameters[s.offset + i] }
+            }
+        }
+        return Start(model: model, addedOrbitals: added)
+    }
+}
