@@ -55,13 +55,13 @@ struct Train: ParsableCommand {
     @Option(help: "Resume the run in this folder from its last checkpoint.")
     var resume: String?
 
-    @Option(help: "Basis set (sets the number of functions per atom).") var basisSet = "6-31G"
-    @Option(help: "Radius of each atom's grid sphere (Å).") var radius = 0.75
-    @Option(help: "Grid interval (Å).") var gridInterval = 0.3
-    @Option(help: "Number of molecular orbitals (width of the energy functional).") var dim = 250
-    @Option(help: "Layers of the energy functional.") var layerFunctional = 3
-    @Option(name: .customLong("hidden-hk"), help: "Width of the Hohenberg–Kohn map.") var hiddenHK = 250
-    @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = 3
+    @Option(help: "Basis set (sets the number of functions per atom).") var basisSet = Hyperparameters.Reference.basisSet
+    @Option(help: "Radius of each atom's grid sphere (Å).") var radius = Hyperparameters.Reference.radius
+    @Option(help: "Grid interval (Å).") var gridInterval = Hyperparameters.Reference.gridInterval
+    @Option(help: "Number of molecular orbitals (width of the energy functional).") var dim = Hyperparameters.Reference.dim
+    @Option(help: "Layers of the energy functional.") var layerFunctional = Hyperparameters.Reference.layerFunctional
+    @Option(name: .customLong("hidden-hk"), help: "Width of the Hohenberg–Kohn map.") var hiddenHK = Hyperparameters.Reference.hiddenHK
+    @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = Hyperparameters.Reference.layerHK
     @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
     @Option(help: "Frame the molecules are placed in, in training and in every later use of the model (recorded in it): input (as given, the reference) or canonical (centre of nuclear charge, principal axes, signs by the third moment: the same prediction in any orientation; docs/model.md §17). (default: input; fast: canonical)")
     var frame: FrameKind?
@@ -72,14 +72,14 @@ struct Train: ParsableCommand {
     @Option(help: "Orbital environment: cutoff radius (Å); farther atoms do not interact.") var environmentCutoff = 5.0
     @Option(help: "Potential input (docs/model.md §19): give the energy functional's first layer the external potential at each grid point, expanded in this many Gaussians; 0: off, the reference.")
     var potentialFeatures = 0
-    @Option(help: "Molecules per mini-batch.") var batchSize = 4
+    @Option(help: "Molecules per mini-batch.") var batchSize = TrainingOptions.reference.batchSize
     @Option(help: "Starting point for the options below: reference (the published recipe: StepLR from lr 1e-4, every epoch evaluated) or fast (bundled model v2's: lr 3e-4, 1 warm-up epoch, cosine to 1e-5 over a 2.5 h time budget, element baseline, EMA 0.9995, evaluation every 5 epochs; docs/training.md). Options given explicitly override it.")
     var recipe: TrainingRecipe = .reference
     @Option(help: "Learning rate. (default: 1e-4; fast: 3e-4)") var lr: Double?
-    @Option(help: "Factor applied to the learning rate every --step-size epochs.") var lrDecay = 0.5
-    @Option(help: "Epochs between learning-rate decays.") var stepSize = 200
-    @Option(help: "Epochs.") var epochs = 2000
-    @Option(help: "Random seed (initialization and shuffling).") var seed: UInt64 = 1729
+    @Option(help: "Factor applied to the learning rate every --step-size epochs.") var lrDecay = TrainingOptions.reference.lrDecay
+    @Option(help: "Epochs between learning-rate decays.") var stepSize = TrainingOptions.reference.stepSize
+    @Option(help: "Epochs.") var epochs = TrainingOptions.reference.epochs
+    @Option(help: "Random seed (initialization and shuffling).") var seed = TrainingOptions.reference.seed
     @Flag(name: .customLong("no-hk-map"), help: "Train on E alone (the conventional baseline, no HK map).") var noHKMap = false
     @Option(help: "Memory for precomputed geometry, in GiB (per process).") var cacheGib = 8.0
     @Option(help: "Molecule-parallel workers (engines) of this process. Default: one per core (under mpirun/srun: per core the rank is bound to), at most 8.") var workers: Int?
@@ -100,7 +100,7 @@ struct Train: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Fit per-element reference values on the training set (least squares) and learn the residual; they are stored in the model and added to its predictions. (default: off; fast: on)")
     var elementBaseline: Bool?
     @Option(help: "Clip each pass's gradient to this Euclidean norm.") var clipNorm: Double?
-    @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = 1.0
+    @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = TrainingOptions.reference.potentialWeight
     @Option(help: "Density supervision: a folder of DFT density cubes of training molecules (ID.cube, .cube.gz or .cube.bz2, e/bohr³); the V step also fits the model's density to their valence density (docs/training.md).")
     var densityTargets: String?
     @Option(help: "Weight of the density term (Loss_ρ) in the V step. (default: 1 with --density-targets)")
@@ -117,7 +117,7 @@ struct Train: ParsableCommand {
             if let b = timeBudget, b != "none" { _ = try parseDuration(b) }
             if densityWeight != nil && densityTargets == nil { throw ValidationError("--density-weight needs --density-targets DIR") }
             if let w = densityWeight, !(w > 0) || !w.isFinite { throw ValidationError("--density-weight must be positive") }
-            if densityTargets != nil && (frame ?? (recipe == .fast ? .canonical : .input)) == .canonical {
+            if densityTargets != nil && (frame ?? recipe.options.hyper.frame) == .canonical {
                 throw ValidationError("--density-targets are sampled on the input frame's grid; give --frame input with them")
             }
         } else if dataset != nil || output != nil {
@@ -138,121 +138,11 @@ struct Train: ParsableCommand {
             let group = try joinMPIIfLaunched(workers: workers)
             let isRoot = (group?.rank ?? 0) == 0
             let w = group.map { $0.workersPerRank[$0.rank] } ?? workers ?? defaultWorkers
-            let trainer: Trainer
-            if let r = resume {
-                trainer = try Trainer.resume(runDirectory: r, workers: w, group: group) { options, architecture, train in
-                    try loadDensityTargets(options.densityTargets!, train: train, sphere: architecture.sphere, log: isRoot)
-                }
-                if isRoot { log("resuming \(r) in epoch \(trainer.position.epoch) after batch \(trainer.position.batch) of \(trainer.options.epochs) epochs") }
-            } else {
-                let start = Date()
-                // The chemistry checks on every molecule of the data set (any element), so that
-                // charged, open-shell or implausible molecules are found before training.
-                // Allowed issues: the first three are shown, then a count.
-                var allowedIssues = 0
-                for name in ["train.txt", "val.txt", "test.txt"] {
-                    let path = (dataset! as NSString).appendingPathComponent(name)
-                    guard FileManager.default.fileExists(atPath: path) else { continue }
-                    let reader = chemistry.checked(try openMoleculeFile(path), check: MoleculeCheck()) { w in
-                        allowedIssues += 1
-                        if allowedIssues <= 3 && isRoot { log("warning: \(w.description)") }
-                    }
-                    while try reader.next() != nil {}
-                }
-                if allowedIssues > 3 && isRoot { log("warning: \(allowedIssues) allowed chemistry issues in the data set in all (qdf check lists them)") }
-                let load = { try Dataset.load(directory: dataset!) }
-                let data = try group.map { try $0.agree("load the data set", load) } ?? load()
-                let readout = try data.chooseReadout(requested: operation.flatMap(Readout.init(rawValue:)))
-                if isRoot {
-                    if let w = readout.warning { log("warning: " + w) }
-                    log(readout.reason)
-                }
-                var o = TrainingOptions()
-                o.hyper = Hyperparameters(basisSet: try BasisSet(basisSet), radius: radius, gridInterval: gridInterval,
-                                          dim: dim, layerFunctional: layerFunctional, hiddenHK: hiddenHK, layerHK: layerHK,
-                                          operation: readout.readout)
-                let fast = recipe == .fast
-                o.hyper.frame = frame ?? (fast ? .canonical : .input)
-                o.hyper.potentialFeatures = potentialFeatures
-                if environmentLayers > 0 {
-                    o.hyper.environment = EnvironmentShape(layers: environmentLayers, features: environmentFeatures,
-                                                           gaussians: environmentGaussians, cutoff: environmentCutoff)
-                }
-                o.batchSize = batchSize; o.learningRate = lr ?? (fast ? 3e-4 : 1e-4); o.lrDecay = lrDecay; o.stepSize = stepSize
-                o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
-                o.cacheBytes = Int(cacheGib * Double(1 << 30))
-                o.schedule = LearningRateSchedule(rawValue: schedule ?? (fast ? "cosine" : "step"))!
-                o.warmupEpochs = warmupEpochs ?? (fast ? 1 : 0); o.lrMin = lrMin ?? (fast ? 1e-5 : 0)
-                let budget = timeBudget ?? (fast ? "2.5h" : "none")
-                o.timeBudget = budget == "none" ? nil : try parseDuration(budget)
-                o.budgetClock = budgetClock
-                let decay = ema ?? (fast ? 0.9995 : 0)
-                o.ema = decay == 0 ? nil : decay
-                o.energyLoss = EnergyLoss(loss)!; o.evalEvery = evalEvery ?? (fast ? 5 : 1)
-                o.elementBaseline = elementBaseline ?? fast; o.clipNorm = clipNorm; o.potentialWeight = hkWeight
-                if fast && isRoot {
-                    log("recipe fast: " + String(format: "lr %g, %@ schedule, %g warm-up epoch(s) to lr-min %g, time budget %@, EMA %@, element baseline %@, evaluation every %d epochs, %@ frame",
-                                                 o.learningRate, o.schedule.rawValue, o.warmupEpochs, o.lrMin,
-                                                 budget + (o.budgetClock == .cpu && o.timeBudget != nil ? " (CPU time)" : ""),
-                                                 o.ema.map { "\($0)" } ?? "off", o.elementBaseline ? "on" : "off", o.evalEvery, o.hyper.frame.rawValue))
-                }
-                var targets = [String: [Float]]()
-                if let dir = densityTargets {
-                    o.densityTargets = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
-                    o.densityWeight = densityWeight ?? 1
-                    try o.validate()
-                    targets = try loadDensityTargets(o.densityTargets!, train: data.train,
-                                                     sphere: GridField.sphere(radius: radius, interval: gridInterval), log: isRoot)
-                }
-                trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: w, group: group,
-                                      densityTargets: targets)
-                if isRoot, o.hyper.potentialFeatures > 0 {
-                    log("potential input: \(o.hyper.potentialFeatures) Gaussians of the external potential into the first functional layer (docs/model.md §19)")
-                }
-                if isRoot, let e = o.hyper.environment {
-                    log("orbital environment: \(e.layers) layers, \(e.features) features, \(e.gaussians) Gaussians, cutoff \(e.cutoff) Å (docs/model.md §18)")
-                }
-                if isRoot {
-                    log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
-                               data.name, data.train.count, data.val.count, data.test.count, data.outputs,
-                               trainer.model.dictionary.count, "\(trainer.model.layout.totalCount)", Date().timeIntervalSince(start)))
-                }
-            }
+            let trainer = try resume.map { try resumedTrainer($0, workers: w, group: group, isRoot: isRoot) }
+                ?? newTrainer(workers: w, group: group, isRoot: isRoot)
             let resumeCommand = "\(launchPrefix(group))qdf train --resume \(trainer.run.path)"
-            if let g = group {
-                if isRoot { log("data parallel: \(g.size) ranks, workers per rank \(g.workersPerRank.map(String.init).joined(separator: " ")); MPI: \(g.library)") }
-                g.stalledHint = "The last checkpoint in \(trainer.run.path) is intact. Resume with:\n  \(resumeCommand)"
-                installStopHandlers(notice: isRoot ? "qdf: stop requested: finishing the current batch and writing a checkpoint; if the launcher ends the job first, the last checkpoint stays intact. Resume with:\n  \(resumeCommand)\n" : nil)
-            } else {
-                installStopHandlers()
-            }
-            let unit = trainer.dataset.unit
-            if isRoot {
-                print("Epoch\tTime(sec)\tLoss_E\tLoss_V\tMAE_val(\(unit))\tMAE_test(\(unit))")
-                flushStdout()
-            }
-            let progress = ProgressBar(enabled: stderrIsTTY && isRoot)
-            let shouldStop = { group.map { $0.anyTrue(stopSignal != 0) } ?? (stopSignal != 0) }
-            let sessionStart = Date()
-            let outcome = try trainer.train(shouldStop: shouldStop) { event in
-                guard isRoot else { return }
-                switch event {
-                case let .batch(epoch, batch, batches, seconds):
-                    progress.update(label: "epoch \(epoch)", done: batch, total: batches, seconds: seconds)
-                case let .evaluating(epoch):
-                    progress.message("epoch \(epoch): evaluating val and test")
-                case let .epoch(r):
-                    progress.clear()
-                    print("\(r.epoch)\t\(r.seconds)\t\(r.lossE)\t\(r.lossV)\t\(r.maeVal)\t\(r.maeTest)")
-                    flushStdout()
-                }
-            }
-            progress.clear()
-            if group != nil && isRoot {
-                let elapsed = Date().timeIntervalSince(sessionStart)
-                log(String(format: "gradient and loss exchange across ranks (rank 0): %.2f s of %.2f s training (%.1f%%)",
-                           trainer.communicationSeconds, elapsed, 100 * trainer.communicationSeconds / max(elapsed, 1e-9)))
-            }
+            installSignals(group: group, isRoot: isRoot, runPath: trainer.run.path, resumeCommand: resumeCommand)
+            let outcome = try trainShowingProgress(trainer, group: group, isRoot: isRoot)
             switch outcome {
             case .finished:
                 if isRoot { log("done: \(trainer.run.path)/model.safetensors") }
@@ -263,6 +153,158 @@ struct Train: ParsableCommand {
                 throw ExitCode(130)
             }
         }
+    }
+
+    /// The trainer of the run in `runDirectory`, from its last checkpoint.
+    private func resumedTrainer(_ runDirectory: String, workers: Int, group: MPIProcessGroup?, isRoot: Bool) throws -> Trainer {
+        let trainer = try Trainer.resume(runDirectory: runDirectory, workers: workers, group: group) { options, architecture, train in
+            try loadDensityTargets(options.densityTargets!, train: train, sphere: architecture.sphere, log: isRoot)
+        }
+        if isRoot { log("resuming \(runDirectory) in epoch \(trainer.position.epoch) after batch \(trainer.position.batch) of \(trainer.options.epochs) epochs") }
+        return trainer
+    }
+
+    /// A new run: the data set checked and loaded, the options from the recipe and the
+    /// flags, the density targets, and the trainer with its run folder.
+    private func newTrainer(workers: Int, group: MPIProcessGroup?, isRoot: Bool) throws -> Trainer {
+        let start = Date()
+        try checkChemistry(log: isRoot)
+        let load = { try Dataset.load(directory: dataset!) }
+        let data = try group.map { try $0.agree("load the data set", load) } ?? load()
+        let readout = try data.chooseReadout(requested: operation.flatMap(Readout.init(rawValue:)))
+        if isRoot {
+            if let w = readout.warning { log("warning: " + w) }
+            log(readout.reason)
+        }
+        var o = try trainingOptions(readout: readout.readout)
+        if recipe == .fast && isRoot { log(recipeSummary(o)) }
+        var targets = [String: [Float]]()
+        if let dir = densityTargets {
+            o.densityTargets = (dir as NSString).isAbsolutePath ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+            o.densityWeight = densityWeight ?? 1
+            try o.validate()
+            targets = try loadDensityTargets(o.densityTargets!, train: data.train,
+                                             sphere: GridField.sphere(radius: o.hyper.radius, interval: o.hyper.gridInterval),
+                                             log: isRoot)
+        }
+        let trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: workers, group: group,
+                                  densityTargets: targets)
+        if isRoot {
+            if o.hyper.potentialFeatures > 0 {
+                log("potential input: \(o.hyper.potentialFeatures) Gaussians of the external potential into the first functional layer (docs/model.md §19)")
+            }
+            if let e = o.hyper.environment {
+                log("orbital environment: \(e.layers) layers, \(e.features) features, \(e.gaussians) Gaussians, cutoff \(e.cutoff) Å (docs/model.md §18)")
+            }
+            log(String(format: "%@: %d train, %d val, %d test molecules, %d output(s), %d orbital types; %@ parameters; setup %.1f s",
+                       data.name, data.train.count, data.val.count, data.test.count, data.outputs,
+                       trainer.model.dictionary.count, "\(trainer.model.layout.totalCount)", Date().timeIntervalSince(start)))
+        }
+        return trainer
+    }
+
+    /// The chemistry checks on every molecule of the data set (any element), so that
+    /// charged, open-shell or implausible molecules are found before training. Allowed
+    /// issues: the first three are shown, then a count.
+    private func checkChemistry(log shouldLog: Bool) throws {
+        var allowedIssues = 0
+        for name in ["train.txt", "val.txt", "test.txt"] {
+            let path = (dataset! as NSString).appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let reader = chemistry.checked(try openMoleculeFile(path), check: MoleculeCheck()) { w in
+                allowedIssues += 1
+                if allowedIssues <= 3 && shouldLog { log("warning: \(w.description)") }
+            }
+            while try reader.next() != nil {}
+        }
+        if allowedIssues > 3 && shouldLog { log("warning: \(allowedIssues) allowed chemistry issues in the data set in all (qdf check lists them)") }
+    }
+
+    /// The recipe's options with every option given on the command line applied. Options
+    /// on which the recipes differ are optional here (nil: the recipe's value); the others
+    /// default to the reference values, which every recipe shares.
+    func trainingOptions(readout: Readout) throws -> TrainingOptions {
+        var o = recipe.options
+        o.hyper.basisSet = try BasisSet(basisSet)
+        o.hyper.radius = radius; o.hyper.gridInterval = gridInterval
+        o.hyper.dim = dim; o.hyper.layerFunctional = layerFunctional
+        o.hyper.hiddenHK = hiddenHK; o.hyper.layerHK = layerHK
+        o.hyper.operation = readout
+        if let f = frame { o.hyper.frame = f }
+        o.hyper.potentialFeatures = potentialFeatures
+        if environmentLayers > 0 {
+            o.hyper.environment = EnvironmentShape(layers: environmentLayers, features: environmentFeatures,
+                                                   gaussians: environmentGaussians, cutoff: environmentCutoff)
+        }
+        o.batchSize = batchSize; o.lrDecay = lrDecay; o.stepSize = stepSize
+        o.epochs = epochs; o.seed = seed; o.hkMap = !noHKMap
+        o.cacheBytes = Int(cacheGib * Double(1 << 30))
+        if let v = lr { o.learningRate = v }
+        if let s = schedule { o.schedule = LearningRateSchedule(rawValue: s)! }
+        if let v = warmupEpochs { o.warmupEpochs = v }
+        if let v = lrMin { o.lrMin = v }
+        if let b = timeBudget { o.timeBudget = b == "none" ? nil : try parseDuration(b) }
+        o.budgetClock = budgetClock
+        if let d = ema { o.ema = d == 0 ? nil : d }
+        o.energyLoss = EnergyLoss(loss)!
+        if let v = evalEvery { o.evalEvery = v }
+        if let v = elementBaseline { o.elementBaseline = v }
+        o.clipNorm = clipNorm; o.potentialWeight = hkWeight
+        return o
+    }
+
+    /// The line naming the fast recipe's options as they stand after the flags.
+    private func recipeSummary(_ o: TrainingOptions) -> String {
+        let budget = timeBudget ?? o.timeBudget.map { String(format: "%gh", $0 / 3600) } ?? "none"
+        return "recipe fast: " + String(format: "lr %g, %@ schedule, %g warm-up epoch(s) to lr-min %g, time budget %@, EMA %@, element baseline %@, evaluation every %d epochs, %@ frame",
+                                        o.learningRate, o.schedule.rawValue, o.warmupEpochs, o.lrMin,
+                                        budget + (o.budgetClock == .cpu && o.timeBudget != nil ? " (CPU time)" : ""),
+                                        o.ema.map { "\($0)" } ?? "off", o.elementBaseline ? "on" : "off", o.evalEvery, o.hyper.frame.rawValue)
+    }
+
+    /// SIGINT/SIGTERM finish the current batch and checkpoint; under MPI, rank 0's handler
+    /// prints the resume command at once, and a stalled exchange names the intact checkpoint.
+    private func installSignals(group: MPIProcessGroup?, isRoot: Bool, runPath: String, resumeCommand: String) {
+        if let g = group {
+            if isRoot { log("data parallel: \(g.size) ranks, workers per rank \(g.workersPerRank.map(String.init).joined(separator: " ")); MPI: \(g.library)") }
+            g.stalledHint = "The last checkpoint in \(runPath) is intact. Resume with:\n  \(resumeCommand)"
+            installStopHandlers(notice: isRoot ? "qdf: stop requested: finishing the current batch and writing a checkpoint; if the launcher ends the job first, the last checkpoint stays intact. Resume with:\n  \(resumeCommand)\n" : nil)
+        } else {
+            installStopHandlers()
+        }
+    }
+
+    /// Trains until done or stopped: the learning curve's rows on standard output, a
+    /// progress bar on a terminal, and (under MPI) the time spent exchanging across ranks.
+    private func trainShowingProgress(_ trainer: Trainer, group: MPIProcessGroup?, isRoot: Bool) throws -> TrainingOutcome {
+        let unit = trainer.dataset.unit
+        if isRoot {
+            print("Epoch\tTime(sec)\tLoss_E\tLoss_V\tMAE_val(\(unit))\tMAE_test(\(unit))")
+            flushStdout()
+        }
+        let progress = ProgressBar(enabled: stderrIsTTY && isRoot)
+        let shouldStop = { group.map { $0.anyTrue(stopSignal != 0) } ?? (stopSignal != 0) }
+        let trainingStart = Date()
+        let outcome = try trainer.train(shouldStop: shouldStop) { event in
+            guard isRoot else { return }
+            switch event {
+            case let .batch(epoch, batch, batches, seconds):
+                progress.update(label: "epoch \(epoch)", done: batch, total: batches, seconds: seconds)
+            case let .evaluating(epoch):
+                progress.message("epoch \(epoch): evaluating val and test")
+            case let .epoch(r):
+                progress.clear()
+                print("\(r.epoch)\t\(r.seconds)\t\(r.lossE)\t\(r.lossV)\t\(r.maeVal)\t\(r.maeTest)")
+                flushStdout()
+            }
+        }
+        progress.clear()
+        if group != nil && isRoot {
+            let elapsed = Date().timeIntervalSince(trainingStart)
+            log(String(format: "gradient and loss exchange across ranks (rank 0): %.2f s of %.2f s training (%.1f%%)",
+                       trainer.communicationSeconds, elapsed, 100 * trainer.communicationSeconds / max(elapsed, 1e-9)))
+        }
+        return outcome
     }
 }
 
@@ -329,10 +371,4 @@ func loadDensityTargets(_ dir: String, train: [Molecule], sphere: [SIMD3<Double>
 
 extension BudgetClock: ExpressibleByArgument {}
 
-/// `qdf train --recipe`: the defaults the other options start from.
-enum TrainingRecipe: String, ExpressibleByArgument, CaseIterable {
-    /// The published recipe (the options' plain defaults).
-    case reference
-    /// Bundled model v2's recipe (docs/training.md, docs/model-card.md).
-    case fast
-}
+extension TrainingRecipe: ExpressibleByArgument {}

@@ -235,4 +235,25 @@ struct RecipeTests {
         let ref = try QDFModel.load(path: dir.file("plain/model.safetensors")).metadata
         #expect(ref["schedule"] == "step" && ref["lr"] == "0.0001" && ref["ema"] == "none" && ref["fit_element_baseline"] == "false")
     }
+
+    @Test("The recipes are library values: reference is the plain defaults, fast is bundled model v2's")
+    func recipeValues() throws {
+        #expect(TrainingOptions.reference == TrainingOptions())
+        #expect(TrainingRecipe.reference.options == .reference && TrainingRecipe.fast.options == .fast)
+        let f = TrainingOptions.fast
+        #expect(f.learningRate == 3e-4 && f.schedule == .cosine && f.warmupEpochs == 1 && f.lrMin == 1e-5)
+        #expect(f.timeBudget == 9000 && f.ema == 0.9995 && f.evalEvery == 5 && f.elementBaseline)
+        #expect(f.hyper.frame == .canonical && f.budgetClock == .wall)
+        // Everything else is the reference's.
+        var back = f
+        back.hyper.frame = .input
+        back.learningRate = 1e-4; back.schedule = .step; back.warmupEpochs = 0; back.lrMin = 0
+        back.timeBudget = nil; back.ema = nil; back.evalEvery = 1; back.elementBaseline = false
+        #expect(back == .reference)
+        try f.validate()
+        try TrainingOptions.reference.validate()
+        let h = Hyperparameters.reference
+        #expect(h.basisSet.name == "6-31G" && h.radius == 0.75 && h.gridInterval == 0.3)
+        #expect(h.dim == 250 && h.layerFunctional == 3 && h.hiddenHK == 250 && h.layerHK == 3)
+    }
 }

@@ -182,7 +182,7 @@ public enum Benchmark {
         progress("training")
         let train = Array((trainSet ?? syntheticMolecules(count: trainMolecules, atoms: 3...14, seed: 11)).prefix(trainMolecules))
         r.trainSource = trainSet == nil ? "synthetic 3–14 atoms" : "given set"
-        let basis = try BasisSet("6-31G")
+        let basis = Hyperparameters.reference.basisSet
         var dict = OrbitalDictionary()
         for m in train { dict.add(m, basis: basis) }
         for z in [1, 6, 7, 8, 9] { dict.add(Molecule(id: "", atomicNumbers: [z], positions: [.zero]), basis: basis) }

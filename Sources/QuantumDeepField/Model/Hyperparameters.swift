@@ -15,17 +15,17 @@ public struct Hyperparameters: Sendable, Equatable {
     /// The basis set (`basis_set`; default 6-31G).
     public var basisSet: BasisSet
     /// Radius r of each atom's grid sphere, in Å (`radius`).
-    public var radius: Double = 0.75
+    public var radius: Double
     /// Grid spacing h, in Å (`grid_interval`).
-    public var gridInterval: Double = 0.3
+    public var gridInterval: Double
     /// dim, the number of molecular orbitals and the width of the energy functional.
-    public var dim: Int = 250
+    public var dim: Int
     /// L_f, hidden dim × dim layers of the energy functional (`layer_functional`; ≥ 0).
-    public var layerFunctional: Int = 3
+    public var layerFunctional: Int
     /// H, the width of the Hohenberg–Kohn map (`hidden_HK`).
-    public var hiddenHK: Int = 250
+    public var hiddenHK: Int
     /// L_HK, hidden H × H layers of the HK map (`layer_HK`; ≥ 0).
-    public var layerHK: Int = 3
+    public var layerHK: Int
     /// The readout: sum (extensive properties) or mean (intensive) (`operation`).
     public var operation: Readout = .sum
     /// P, the number of predicted properties (`N_output`).
@@ -42,11 +42,12 @@ public struct Hyperparameters: Sendable, Equatable {
     public var potentialFeatures: Int = 0
 
     /// Hyperparameters with the §9 defaults for anything not given (basis 6-31G). Not validated.
-    public init(basisSet: BasisSet? = nil, radius: Double = 0.75, gridInterval: Double = 0.3, dim: Int = 250,
-                layerFunctional: Int = 3, hiddenHK: Int = 250, layerHK: Int = 3,
+    public init(basisSet: BasisSet? = nil, radius: Double = Reference.radius, gridInterval: Double = Reference.gridInterval,
+                dim: Int = Reference.dim, layerFunctional: Int = Reference.layerFunctional,
+                hiddenHK: Int = Reference.hiddenHK, layerHK: Int = Reference.layerHK,
                 operation: Readout = .sum, outputs: Int = 1, frame: FrameKind = .input,
                 environment: EnvironmentShape? = nil, potentialFeatures: Int = 0) {
-        self.basisSet = basisSet ?? (try! BasisSet("6-31G"))
+        self.basisSet = basisSet ?? (try! BasisSet(Reference.basisSet))
         self.radius = radius
         self.gridInterval = gridInterval
         self.dim = dim
@@ -58,6 +59,23 @@ public struct Hyperparameters: Sendable, Equatable {
         self.frame = frame
         self.environment = environment
         self.potentialFeatures = potentialFeatures
+    }
+
+    /// The reference architecture (docs/model.md §9): 6-31G, r 0.75 Å, h 0.3 Å, dim 250,
+    /// 3 + 3 layers of width 250, sum readout, one output, input frame.
+    public static var reference: Hyperparameters { Hyperparameters() }
+
+    /// The reference architecture's values (docs/model.md §9), written here once: the
+    /// defaults of `init`, of a model file without these metadata keys and of `qdf train`'s
+    /// options.
+    @usableFromInline package enum Reference {
+        @usableFromInline package static let basisSet = "6-31G"
+        @usableFromInline package static let radius = 0.75
+        @usableFromInline package static let gridInterval = 0.3
+        @usableFromInline package static let dim = 250
+        @usableFromInline package static let layerFunctional = 3
+        @usableFromInline package static let hiddenHK = 250
+        @usableFromInline package static let layerHK = 3
     }
 
     /// Throws `QDFError` (no file/line) for a non-positive or non-finite radius or interval,

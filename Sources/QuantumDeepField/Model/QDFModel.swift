@@ -283,8 +283,9 @@ public struct QDFModel: Sendable {
             }
         }
         let h = Hyperparameters(
-            basisSet: try BasisSet(md["basis_set"] ?? "6-31G"),
-            radius: try number("radius", 0.75), gridInterval: try number("grid_interval", 0.3),
+            basisSet: try BasisSet(md["basis_set"] ?? Hyperparameters.Reference.basisSet),
+            radius: try number("radius", Hyperparameters.Reference.radius),
+            gridInterval: try number("grid_interval", Hyperparameters.Reference.gridInterval),
             dim: coef.shape[1], layerFunctional: layerF, hiddenHK: wd.shape[0], layerHK: layerHK,
             operation: readout, outputs: wp.shape[0], frame: frame, environment: environment,
             potentialFeatures: file["W_functional_potential.weight"].map { $0.shape.count == 2 ? $0.shape[1] : -1 } ?? 0)
