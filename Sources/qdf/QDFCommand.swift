@@ -12,5 +12,5 @@ struct QDF: ParsableCommand {
         abstract: "Quantum deep field: molecular energies and electron densities from atom positions.",
         version: qdfVersion,
         subcommands: [Demo.self, Train.self, Predict.self, Check.self, Density.self, CompareDensity.self, ReportCmd.self,
-                      DatasetCmd.self, RefitReadout.self, ImportTorch.self, Bench.self, BenchMPI.self, Info.self])
+                      DatasetCmd.self, RefitReadout.self, Probe.self, ImportTorch.self, Bench.self, BenchMPI.self, Info.self])
 }

@@ -105,7 +105,28 @@ struct Train: ParsableCommand {
     var densityTargets: String?
     @Option(help: "Weight of the density term (Loss_ρ) in the V step. (default: 1 with --density-targets)")
     var densityWeight: Double?
+    @Option(help: "Fine-tune: start from this trained model (a model file, or 'bundled' for the bundled model) instead of random weights. Its architecture, orbitals, energy functional and HK map are carried over; the property head is new (for the data set's properties), and orbital types it lacks are added (docs/training.md, \"Fine-tuning\"). Architecture options cannot be given with it.")
+    var initFrom: String?
+    @Option(help: "With --init-from: parts to keep fixed, comma-separated: orbitals (coefficients, exponents, orbital environment; the HK map and the V step go with them), functional (the energy functional's layers but the head). Frozen parts take no gradient work and no optimizer state.")
+    var freeze: String?
     @OptionGroup var chemistry: ChemistryOptions
+
+    /// Architecture options given with a value other than their default (refused with --init-from).
+    var architectureFlagsGiven: [String] {
+        let r = Hyperparameters.Reference.self
+        var given = [String]()
+        if basisSet != r.basisSet { given.append("--basis-set") }
+        if radius != r.radius { given.append("--radius") }
+        if gridInterval != r.gridInterval { given.append("--grid-interval") }
+        if dim != r.dim { given.append("--dim") }
+        if layerFunctional != r.layerFunctional { given.append("--layer-functional") }
+        if hiddenHK != r.hiddenHK { given.append("--hidden-hk") }
+        if layerHK != r.layerHK { given.append("--layer-hk") }
+        if frame != nil { given.append("--frame") }
+        if environmentLayers != 0 { given.append("--environment-layers") }
+        if potentialFeatures != 0 { given.append("--potential-features") }
+        return given
+    }
 
     func validate() throws {
         if resume == nil {
@@ -120,8 +141,15 @@ struct Train: ParsableCommand {
             if densityTargets != nil && (frame ?? recipe.options.hyper.frame) == .canonical {
                 throw ValidationError("--density-targets are sampled on the input frame's grid; give --frame input with them")
             }
-        } else if dataset != nil || output != nil {
-            throw ValidationError("--resume takes everything from the run folder; give no dataset or --output")
+            if initFrom != nil, !architectureFlagsGiven.isEmpty {
+                throw ValidationError("--init-from takes the architecture from the model it starts from; drop \(architectureFlagsGiven.joined(separator: ", "))")
+            }
+            if let f = freeze {
+                guard initFrom != nil else { throw ValidationError("--freeze needs --init-from MODEL (a trained model to keep parts of)") }
+                do { _ = try FrozenParts(parsing: f) } catch let e as QDFError { throw ValidationError("--freeze: " + e.message) }
+            }
+        } else if dataset != nil || output != nil || initFrom != nil || freeze != nil {
+            throw ValidationError("--resume takes everything from the run folder; give no dataset, --output, --init-from or --freeze")
         }
         if environmentLayers < 0 { throw ValidationError("--environment-layers cannot be negative") }
         if environmentLayers > 0 {
@@ -187,8 +215,15 @@ struct Train: ParsableCommand {
                                              sphere: GridField.sphere(radius: o.hyper.radius, interval: o.hyper.gridInterval),
                                              log: isRoot)
         }
+        var startModel: QDFModel? = nil
+        if let source = initFrom {
+            o.freeze = try FrozenParts(parsing: freeze ?? "none")
+            let s = try fineTuningStart(source, data: data, options: o, isRoot: isRoot)
+            startModel = s
+            o.hyper = s.hyper
+        }
         let trainer = try Trainer(dataset: data, options: o, runDirectory: output!, workers: workers, group: group,
-                                  densityTargets: targets)
+                                  densityTargets: targets, start: startModel)
         if isRoot {
             if o.hyper.potentialFeatures > 0 {
                 log("potential input: \(o.hyper.potentialFeatures) Gaussians of the external potential into the first functional layer (docs/model.md §19)")
@@ -201,6 +236,27 @@ struct Train: ParsableCommand {
                        trainer.model.dictionary.count, "\(trainer.model.layout.totalCount)", Date().timeIntervalSince(start)))
         }
         return trainer
+    }
+
+    /// The model a fine-tuning run starts from (`--init-from`): the source's parameters with
+    /// a new head for the data set, its dictionary extended; says what was carried over.
+    private func fineTuningStart(_ source: String, data: Dataset, options o: TrainingOptions, isRoot: Bool) throws -> QDFModel {
+        let path = source == "bundled" ? try BundledResources.path(BundledResources.modelFile) : source
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) }
+        catch { throw QDFError("cannot read the model to start from: \(error.localizedDescription)", file: path) }
+        let model = try QDFModel(file: try SafetensorsFile.parse(bytes, path: path))
+        let start = try FineTuning.start(from: model, sourceName: (path as NSString).lastPathComponent,
+                                         sourceSHA256: sha256Hex(bytes), dataset: data, operation: o.hyper.operation,
+                                         elementBaseline: o.elementBaseline, seed: o.seed)
+        if isRoot {
+            let name = model.metadata["model_name"].map { " (\($0))" } ?? ""
+            log("fine-tuning from \(path)\(name): its orbitals, energy functional and HK map, \(model.hyper.frame.rawValue) frame; a new \(o.hyper.operation.rawValue) head for \(data.outputs) output(s); frozen: \(o.freeze)")
+            if !start.addedOrbitals.isEmpty {
+                log("the orbital dictionary is extended by \(start.addedOrbitals.count) type(s) the source model lacks: \(start.addedOrbitals.joined(separator: " ")) (initialized as a new model's)")
+            }
+        }
+        return start.model
     }
 
     /// The chemistry checks on every molecule of the data set (any element), so that

@@ -187,4 +187,40 @@ struct FineTuningTests {
             _ = try Trainer(dataset: data, options: TrainingTests.smallOptions(epochs: 1), runDirectory: dir.file("b"), start: two)
         }
     }
+
+    @Test("qdf train --init-from/--freeze and qdf probe from the command line; wrong uses named",
+          .enabled(if: InterruptionTests.available, "the qdf executable is not built beside the tests"))
+    func commandLine() throws {
+        let dir = try TemporaryDirectory()
+        let data = try InterruptionTests.dataset(dir)
+        let gap = try TrainingTests.writeDataset(dir, name: "toy_gap_eV", outputs: 2)
+        let chem = ["--allow-open-shell", "--allow-geometry"]
+        var r = try InterruptionTests.run(["train", data, "-o", dir.file("src"), "--epochs", "1", "--dim", "16", "--hidden-hk", "8",
+                                           "--layer-functional", "1", "--layer-hk", "1"] + chem)
+        #expect(r.status == 0, "\(r.stderr)")
+        let src = dir.file("src/model.safetensors")
+        r = try InterruptionTests.run(["train", gap, "-o", dir.file("ft"), "--init-from", src, "--freeze", "functional",
+                                       "--epochs", "2"] + chem)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("fine-tuning from") && r.stderr.contains("frozen: functional"))
+        let ft = try QDFModel.load(path: dir.file("ft/model.safetensors"))
+        let srcModel = try QDFModel.load(path: src)
+        #expect(ft.metadata["init_from_sha256"] == sha256Hex(try Data(contentsOf: URL(fileURLWithPath: src))))
+        #expect(ft.hyper.dim == 16 && ft.hyper.outputs == 2 && ft.metadata["freeze"] == "functional")
+        #expect(ft.tensor("W_functional.0.weight") == srcModel.tensor("W_functional.0.weight"))
+        #expect(ft.tensor("coefficient.weight") != srcModel.tensor("coefficient.weight"))
+        r = try InterruptionTests.run(["probe", "--model", src, gap, "-o", dir.file("probe.safetensors")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let probed = try QDFModel.load(path: dir.file("probe.safetensors"))
+        #expect(probed.tensor("coefficient.weight") == srcModel.tensor("coefficient.weight") && probed.metadata["probe"] != nil)
+        // Wrong uses.
+        r = try InterruptionTests.run(["train", gap, "-o", dir.file("x"), "--freeze", "orbitals"] + chem)
+        #expect(r.status != 0 && r.stderr.contains("--freeze needs --init-from"))
+        r = try InterruptionTests.run(["train", gap, "-o", dir.file("x"), "--init-from", src, "--dim", "8"] + chem)
+        #expect(r.status != 0 && r.stderr.contains("drop --dim"))
+        r = try InterruptionTests.run(["train", gap, "-o", dir.file("x"), "--init-from", src, "--freeze", "head"] + chem)
+        #expect(r.status != 0 && r.stderr.contains("unknown part to freeze 'head'"))
+        r = try InterruptionTests.run(["train", gap, "-o", dir.file("x"), "--init-from", dir.file("missing.safetensors")] + chem)
+        #expect(r.status != 0 && r.stderr.contains("missing.safetensors"))
+    }
 }

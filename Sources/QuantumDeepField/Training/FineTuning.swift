@@ -69,3 +69,48 @@ public enum FineTuning {
         return Start(model: model, addedOrbitals: added)
     }
 }
+
+extension FineTuning {
+    /// What a frozen-orbital probe found (`probe`).
+    public struct ProbeResult: Sendable {
+        /// The probed model: the source with the least-squares head (and element baseline).
+        public var model: QDFModel
+        /// Orbital types the source lacked (their rows are a fresh model's, untrained).
+        public var addedOrbitals: [String]
+        /// MAE per output of the probe, and of the element baseline alone (zero without
+        /// one), for train, val and test (val/test NaN when the split is empty).
+        public var mae: [String: [Double]]
+        public var baselineMAE: [String: [Double]]
+    }
+
+    /// The frozen-orbital probe: everything of `source` kept but the head, which is fitted
+    /// by least squares (docs/model.md §6, the readout refit) to `dataset`'s training
+    /// molecules, on top of a per-element baseline when `elementBaseline`. Tells in seconds how
+    /// much of a property the trained orbitals and functional already hold. `operation` is
+    /// the readout for the property's kind.
+    public static func probe(source: QDFModel, sourceName: String, sourceSHA256: String, dataset: Dataset,
+                             operation: Readout, elementBaseline: Bool, ridge: Double = 1e-7,
+                             workers: Int = defaultWorkers) throws -> ProbeResult {
+        let s = try start(from: source, sourceName: sourceName, sourceSHA256: sourceSHA256, dataset: dataset,
+                          operation: operation, elementBaseline: elementBaseline, seed: 1729)
+        var model = s.model
+        let fit = try ReadoutRefit.fit(model: model, molecules: dataset.train, ridge: ridge, workers: workers)
+        model.setReadout(weight: fit.weight, bias: fit.bias)
+        model.metadata["probe"] = "least-squares head on \(fit.molecules) training molecules of \(dataset.name), everything else frozen"
+        var mae = [String: [Double]](), base = [String: [Double]]()
+        let baseline = model.architecture.elementBaseline
+        for (name, ms) in [("train", dataset.train), ("val", dataset.val), ("test", dataset.test)] {
+            var e = ErrorSums(outputs: dataset.outputs), b = ErrorSums(outputs: dataset.outputs)
+            if !ms.isEmpty {
+                for (m, p) in zip(ms, try Predictor(model: model, workers: workers).predict(ms)) {
+                    e.add(predicted: p.predicted, correct: m.properties)
+                    let off = baseline?.offset(m) ?? [Double](repeating: 0, count: dataset.outputs)
+                    b.add(zip(off, m.properties).map { $0 - $1 })
+                }
+            }
+            mae[name] = e.mae
+            base[name] = b.mae
+        }
+        return ProbeResult(model: model, addedOrbitals: s.addedOrbitals, mae: mae, baselineMAE: base)
+    }
+}
