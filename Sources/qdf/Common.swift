@@ -42,6 +42,8 @@ extension Precision: ExpressibleByArgument {}
 
 extension FrameKind: ExpressibleByArgument {}
 
+extension FineTuning.Head: ExpressibleByArgument {}
+
 /// `--frame`: the frame molecules are placed in, overriding the model's (docs/model.md §17).
 struct FrameOptions: ParsableArguments {
     @Option(help: "Place molecules as given (input) or in their canonical frame (canonical) before predicting. Default: the frame the model was trained in (its 'frame' metadata; input for the published model).")

@@ -109,6 +109,8 @@ struct Train: ParsableCommand {
     var initFrom: String?
     @Option(help: "With --init-from: parts to keep fixed, comma-separated: orbitals (coefficients, exponents, orbital environment; the HK map and the V step go with them), functional (the energy functional's layers but the head). Frozen parts take no gradient work and no optimizer state.")
     var freeze: String?
+    @Option(help: "With --init-from: how the new property head starts: lsq (fitted by least squares to the training molecules over the model's features, as qdf probe does) or random (as a new model's).")
+    var initHead: FineTuning.Head = .leastSquares
     @OptionGroup var chemistry: ChemistryOptions
 
     /// Architecture options given with a value other than their default (refused with --init-from).
@@ -248,10 +250,13 @@ struct Train: ParsableCommand {
         let model = try QDFModel(file: try SafetensorsFile.parse(bytes, path: path))
         let start = try FineTuning.start(from: model, sourceName: (path as NSString).lastPathComponent,
                                          sourceSHA256: sha256Hex(bytes), dataset: data, operation: o.hyper.operation,
-                                         elementBaseline: o.elementBaseline, seed: o.seed)
+                                         elementBaseline: o.elementBaseline, seed: o.seed, head: initHead)
         if isRoot {
             let name = model.metadata["model_name"].map { " (\($0))" } ?? ""
             log("fine-tuning from \(path)\(name): its orbitals, energy functional and HK map, \(model.hyper.frame.rawValue) frame; a new \(o.hyper.operation.rawValue) head for \(data.outputs) output(s); frozen: \(o.freeze)")
+            if let f = start.headFit {
+                log("head fitted by least squares on \(f.molecules) training molecules: training MAE \(f.maeAfter.map { String(format: "%.5f", $0) }.joined(separator: " / ")) \(data.unit)")
+            }
             if !start.addedOrbitals.isEmpty {
                 log("the orbital dictionary is extended by \(start.addedOrbitals.count) type(s) the source model lacks: \(start.addedOrbitals.joined(separator: " ")) (initialized as a new model's)")
             }

@@ -108,6 +108,14 @@ struct FineTuningTests {
                 #expect(Array(m.parameters[e.range]) == Array(src.parameters[se.range]), "\(e.name)")
             }
         }
+        // The head: fitted by least squares (better than the fresh head it replaced), or random.
+        let fit = try #require(s.headFit)
+        #expect(m.metadata["init_head"] == "lsq" && zip(fit.maeAfter, fit.maeBefore).allSatisfy { $0 < $1 })
+        let r = try FineTuning.start(from: src, sourceName: "src.safetensors", sourceSHA256: "ab12", dataset: data,
+                                     operation: .mean, elementBaseline: true, seed: 3, head: .random)
+        #expect(r.headFit == nil && r.model.metadata["init_head"] == "random")
+        #expect(r.model.tensor("W_property.weight") != m.tensor("W_property.weight"))
+        #expect(r.model.tensor("W_functional.0.weight") == m.tensor("W_functional.0.weight"))
         // The added rows are a fresh model's: ζ = 1.
         let z = m.layout["zeta.weight"]!
         for name in s.addedOrbitals { #expect(m.parameters[z.offset + m.dictionary[name]!] == 1) }

@@ -14,6 +14,19 @@ public enum FineTuning {
         /// Orbital types of the data set that the source model lacks, in the order added
         /// (their coefficient rows, ζ and environment rows are initialized as a new model's).
         public var addedOrbitals: [String]
+        /// The least-squares fit of the head, when `head` was `.leastSquares` (training-set MAE
+        /// per output of the fitted head).
+        public var headFit: ReadoutRefit.Result?
+    }
+
+    /// How the new property head starts.
+    public enum Head: String, Sendable, CaseIterable {
+        /// Fitted by least squares to the training molecules over the source's features (the
+        /// probe's head): training starts where the probe ends, and the first steps do not
+        /// push large errors from a random head back into the trained features.
+        case leastSquares = "lsq"
+        /// Initialized as a new model's (§9).
+        case random
     }
 
     /// Tensors with one row per orbital type (docs/model.md §10, §18): rows are carried over
@@ -33,8 +46,13 @@ public enum FineTuning {
     /// molecules. `sourceName` and `sourceSHA256` (of the model file) go into the metadata
     /// (`init_from`, `init_from_sha256`), with the added orbital types
     /// (`init_from_added_orbitals`). The source's own training metadata is not carried over.
+    ///
+    /// With `head` `.leastSquares` (the default) the head is then fitted by least squares to
+    /// the training molecules (`ReadoutRefit`, always over 2 shares of the molecules, so that
+    /// every MPI rank and every machine computes the same head).
     public static func start(from source: QDFModel, sourceName: String, sourceSHA256: String, dataset: Dataset,
-                             operation: Readout, elementBaseline: Bool, seed: UInt64) throws -> Start {
+                             operation: Readout, elementBaseline: Bool, seed: UInt64,
+                             head: Head = .leastSquares) throws -> Start {
         var hyper = source.hyper
         hyper.outputs = dataset.outputs
         hyper.operation = operation
@@ -66,7 +84,14 @@ public enum FineTuning {
                 for i in 0..<e.count { model.parameters[e.offset + i] = source.parameters[s.offset + i] }
             }
         }
-        return Start(model: model, addedOrbitals: added)
+        model.metadata["init_head"] = head.rawValue
+        var fit: ReadoutRefit.Result? = nil
+        if head == .leastSquares {
+            let r = try ReadoutRefit.fit(model: model, molecules: dataset.train, workers: 2)
+            model.setReadout(weight: r.weight, bias: r.bias)
+            fit = r
+        }
+        return Start(model: model, addedOrbitals: added, headFit: fit)
     }
 }
 
@@ -92,7 +117,7 @@ extension FineTuning {
                              operation: Readout, elementBaseline: Bool, ridge: Double = 1e-7,
                              workers: Int = defaultWorkers) throws -> ProbeResult {
         let s = try start(from: source, sourceName: sourceName, sourceSHA256: sourceSHA256, dataset: dataset,
-                          operation: operation, elementBaseline: elementBaseline, seed: 1729)
+                          operation: operation, elementBaseline: elementBaseline, seed: 1729, head: .random)
         var model = s.model
         let fit = try ReadoutRefit.fit(model: model, molecules: dataset.train, ridge: ridge, workers: workers)
         model.setReadout(weight: fit.weight, bias: fit.bias)
