@@ -164,8 +164,11 @@ public func launchedProcessCount(environment env: [String: String] = ProcessInfo
 /// within that) and then sleeping 50 µs between tests. QDF_MPI_WAIT=spin uses the
 /// library's blocking calls instead (dedicated nodes, lowest latency).
 ///
-/// `@unchecked Sendable`: the MPI functions and ranks are immutable after `init`; the
-/// watchdog's state is behind a `Mutex`; the MPI calls themselves are made by one thread.
+/// `@unchecked Sendable` invariant: the MPI functions (`MPILibrary`, whose handles are only
+/// passed to MPI) and the ranks are immutable after `init`; the watchdog's deadline,
+/// operation and hint are behind a `Mutex`; the MPI calls, and `finalized` with them, are
+/// made by one thread only (the one that trains or predicts; the watchdog thread reads the
+/// `Mutex` alone).
 public final class MPIProcessGroup: ProcessGroup, @unchecked Sendable {
     public let rank: Int
     public let size: Int

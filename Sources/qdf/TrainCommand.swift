@@ -170,12 +170,13 @@ struct Train: ParsableCommand {
             let w = group.map { $0.workersPerRank[$0.rank] } ?? workers ?? defaultWorkers
             let trainer = try resume.map { try resumedTrainer($0, workers: w, group: group, isRoot: isRoot) }
                 ?? newTrainer(workers: w, group: group, isRoot: isRoot)
-            let resumeCommand = "\(launchPrefix(group))qdf train --resume \(trainer.run.path)"
-            installSignals(group: group, isRoot: isRoot, runPath: trainer.run.path, resumeCommand: resumeCommand)
+            let runPath = trainer.run!.path  // a trainer of the command line has a run folder
+            let resumeCommand = "\(launchPrefix(group))qdf train --resume \(runPath)"
+            installSignals(group: group, isRoot: isRoot, runPath: runPath, resumeCommand: resumeCommand)
             let outcome = try trainShowingProgress(trainer, group: group, isRoot: isRoot)
             switch outcome {
             case .finished:
-                if isRoot { log("done: \(trainer.run.path)/model.safetensors") }
+                if isRoot { log("done: \(runPath)/model.safetensors") }
                 group?.finish()
             case let .interrupted(epoch, batch):
                 if isRoot { log("stopped in epoch \(epoch) after batch \(batch); checkpoint written. Resume with:\n  \(resumeCommand)") }

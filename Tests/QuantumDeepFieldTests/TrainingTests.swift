@@ -73,6 +73,25 @@ struct TrainingTests {
         #expect(trainer.learningRate(epoch: 2) == 1e-3 && abs(trainer.learningRate(epoch: 3) - 5e-4) < 1e-10)
     }
 
+    @Test("A trainer in memory writes no file and trains as one with a run folder does, bit for bit")
+    func inMemory() throws {
+        let dir = try TemporaryDirectory()
+        let loaded = try Dataset.load(directory: try Self.writeDataset(dir))
+        let data = Dataset(name: loaded.name, train: loaded.train, val: loaded.val, test: loaded.test)
+        let o = try Self.smallOptions(epochs: 3)
+        let before = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        let memory = try Trainer(dataset: data, options: o)
+        #expect(memory.run == nil)
+        #expect(try memory.train() == .finished)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == before)
+        #expect(memory.records.count == 3 && memory.records.last!.maeVal < memory.records.first!.maeVal)
+        let folder = try Trainer(dataset: loaded, options: o, runDirectory: dir.file("run"))
+        #expect(try folder.train() == .finished)
+        #expect(memory.model.parameters == folder.model.parameters)
+        #expect(memory.records.map(\.maeTest) == folder.records.map(\.maeTest))
+        #expect(memory.evaluationModel.metadata["dataset"] == "toy_energy_eV")
+    }
+
     @Test("Resume after epoch k, and after an interruption mid-epoch, gives the same parameters bit for bit")
     func resume() throws {
         let dir = try TemporaryDirectory()

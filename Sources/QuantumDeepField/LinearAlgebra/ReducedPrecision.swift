@@ -23,7 +23,7 @@ public enum Precision: String, CaseIterable, Sendable {
 /// and call the library's bf16 × bf16 → Float32 GEMM. The gradient combination stays
 /// Float32. Safe to use from several threads at once: each call takes its own conversion
 /// buffers from a pool (they grow to the largest operands, then no call allocates).
-public final class BF16Compute: ComputeBackend, @unchecked Sendable {
+public final class BF16Compute: ComputeBackend, Sendable {
     /// The library whose bf16 GEMM is used.
     public let blas: BLAS
     public var name: String { "bf16 GEMMs through \(blas.info.library)" }
@@ -116,6 +116,10 @@ final class BF16Buffer {
 }
 
 /// One call's conversion buffers (A and B).
+///
+/// `@unchecked Sendable` invariant: an instance is used by one `BF16Compute.sgemm` call at a
+/// time: the call takes it out of the pool (under the pool's `Mutex`), uses it on its own
+/// thread and puts it back when it returns, so no two threads touch its buffers at once.
 final class ConversionBuffers: @unchecked Sendable {
     let a = BF16Buffer(), b = BF16Buffer()
 }

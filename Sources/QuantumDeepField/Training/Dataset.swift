@@ -20,6 +20,21 @@ public struct Dataset: Sendable {
     /// The contents of the folder's dataset.json (one entry per output), nil without one.
     public var metadata: DatasetMetadata? = nil
 
+    /// A data set in memory (for a `Trainer` without files): `directory` is empty. The
+    /// splits must be non-empty and agree in P, the number of property values per molecule.
+    public init(name: String, train: [Molecule], val: [Molecule], test: [Molecule], metadata: DatasetMetadata? = nil) {
+        self.init(name: name, directory: "", train: train, val: val, test: test, metadata: metadata)
+    }
+
+    init(name: String, directory: String, train: [Molecule], val: [Molecule], test: [Molecule], metadata: DatasetMetadata?) {
+        self.name = name
+        self.directory = directory
+        self.train = train
+        self.val = val
+        self.test = test
+        self.metadata = metadata
+    }
+
     /// Reads train.txt, val.txt and test.txt from `directory`. Throws `QDFError` (with file,
     /// and line for parse errors) if the folder or a file is missing, a split is empty, a
     /// molecule lacks property values or repeats an id, or the splits differ in P; and if

@@ -185,15 +185,16 @@ public enum TrainingOutcome: Equatable {
     case interrupted(epoch: Int, batch: Int)
 }
 
-/// Trains a model on a data set into a run folder, epoch by epoch, resumably
-/// (docs/model.md §8). Mutable state: use from one thread at a time.
+/// Trains a model on a data set, epoch by epoch (docs/model.md §8): in memory, or into a
+/// run folder that it writes after every epoch and can resume from. Mutable state: use
+/// from one thread at a time.
 public final class Trainer {
     /// The data set trained on.
     public let dataset: Dataset
     /// The options (with `hyper.outputs` set to the data set's P).
     public let options: TrainingOptions
-    /// The run folder the trainer writes.
-    public let run: RunDirectory
+    /// The run folder the trainer writes; nil for a trainer in memory, which writes no file.
+    public let run: RunDirectory?
     /// The model being trained: the trainer owns it and updates its parameters in place.
     public private(set) var model: QDFModel
     /// The optimizer (its moments and step counts are checkpointed).
@@ -220,14 +221,15 @@ public final class Trainer {
     var valGeometry: GeometryStore
     var testGeometry: GeometryStore
 
-    /// A new run: a freshly initialized model (seed), its dictionary from the data set, and a
-    /// first checkpoint in `runDirectory` (created if needed). Throws `QDFError` for invalid
-    /// options, a folder that already holds a run or cannot be written, or an I/O failure.
+    /// A new run in memory: a freshly initialized model (seed) with its dictionary from the
+    /// data set, trained by `train()` without writing any file (`run` is nil; the learning
+    /// curve is `records`, the result `evaluationModel`). The data set's `directory` is not
+    /// read. Throws `QDFError` for invalid options.
     ///
     /// `workers` engines run molecule-parallel (also in evaluation). With a `group`
     /// (data parallelism over processes, docs/distributed.md) every rank constructs its
     /// trainer with the same arguments and its own `workers` (its entry of
-    /// `group.workersPerRank`); only rank 0 touches the run folder.
+    /// `group.workersPerRank`).
     ///
     /// `densityTargets` (training molecule id → q on its field grid, `DensityTargets` in
     /// QDFDensity) is required when `options.densityTargets` is set.
@@ -235,9 +237,33 @@ public final class Trainer {
     /// `start`: a model to start from instead of a fresh one (fine-tuning, `FineTuning.start`);
     /// its architecture replaces `options.hyper`, and it must have the data set's outputs
     /// and cover its orbital types. `options.freeze` needs a `start`.
+    public convenience init(dataset: Dataset, options: TrainingOptions,
+                            workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil,
+                            densityTargets: [String: [Float]] = [:], start: QDFModel? = nil) throws {
+        try self.init(dataset: dataset, options: options, runDirectory: nil, workers: workers, group: group,
+                      densityTargets: densityTargets, start: start)
+    }
+
+    /// A new run into `runDirectory` (created if needed): the trainer in memory of
+    /// `init(dataset:options:workers:group:densityTargets:start:)` that also writes a first
+    /// checkpoint there, and the model, learning curve, test predictions and a checkpoint
+    /// after every evaluated epoch. Throws `QDFError` for invalid options, a folder that
+    /// already holds a run or cannot be written, or an I/O failure. With a `group`, only
+    /// rank 0 touches the run folder.
     public convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String,
                             workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil,
                             densityTargets: [String: [Float]] = [:], start: QDFModel? = nil) throws {
+        try self.init(dataset: dataset, options: options, runDirectory: Optional(runDirectory), workers: workers,
+                      group: group, densityTargets: densityTargets, start: start)
+        // A checkpoint before the first batch: a run killed at any moment can be resumed.
+        try writeCheckpoint()
+    }
+
+    /// A freshly initialized model for `dataset` (or `start`), and the run folder when one is
+    /// given (created on rank 0 before the geometry is computed, so that a bad folder fails fast).
+    private convenience init(dataset: Dataset, options: TrainingOptions, runDirectory: String?,
+                             workers: Int, group: (any ProcessGroup)?, densityTargets: [String: [Float]],
+                             start: QDFModel?) throws {
         var opts = options
         let model: QDFModel
         if let start {
@@ -262,13 +288,12 @@ public final class Trainer {
             }
             model = try QDFModel(hyper: hyper, dictionary: dict, metadata: metadata, seed: options.seed)
         }
-        var run = RunDirectory(unchecked: runDirectory)
-        try Trainer.onRoot(group, "create the run folder") { run = try RunDirectory(creating: runDirectory) }
+        var run = runDirectory.map { RunDirectory(unchecked: $0) }
+        if let path = runDirectory {
+            try Trainer.onRoot(group, "create the run folder") { run = try RunDirectory(creating: path) }
+        }
         try self.init(dataset: dataset, options: opts, model: model, run: run, workers: workers, group: group,
                       densityTargets: densityTargets)
-        rng = RandomGenerator(seed: options.seed &+ 1)
-        // A checkpoint before the first batch: a run killed at any moment can be resumed.
-        try writeCheckpoint()
     }
 
     /// Runs `body` (a file operation) directly, or on rank 0 of `group` with its outcome shared.
@@ -281,7 +306,7 @@ public final class Trainer {
     /// Seconds this trainer spent combining gradients across ranks (0 in one process).
     public var communicationSeconds: Double { stepper.communicationSeconds }
 
-    init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory,
+    init(dataset: Dataset, options: TrainingOptions, model: QDFModel, run: RunDirectory?,
          workers: Int = defaultWorkers, group: (any ProcessGroup)? = nil, densityTargets: [String: [Float]] = [:]) throws {
         self.dataset = dataset
         self.options = options
@@ -353,7 +378,7 @@ public final class Trainer {
             }
             targets = try load(options, model.architecture, dataset.train)
         }
-        let t = try Trainer(dataset: dataset, options: options, model: model, run: run, workers: workers, group: group,
+        let t = try Trainer(dataset: dataset, options: options, model: model, run: Optional(run), workers: workers, group: group,
                             densityTargets: targets)
         try t.restore(state, learningCurve: curve)
         return t
@@ -426,7 +451,7 @@ public final class Trainer {
             }
             let lastEpoch = epoch + 1 == options.epochs || outOfTime
             guard partialLossE.isFinite, partialLossV.isFinite else {
-                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(partialLossE), Loss_V \(partialLossV)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
+                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(partialLossE), Loss_V \(partialLossV)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run?.path)
             }
             var evaluated: (record: EpochRecord, rows: [Prediction])? = nil
             if lastEpoch || (epoch + 1) % options.evalEvery == 0 {
@@ -436,7 +461,7 @@ public final class Trainer {
                 let test = try evaluate(testGeometry, molecules: dataset.test)
                 partialSeconds += clock() - evalStart
                 guard maeVal.isFinite else {
-                    throw QDFError("training diverged in epoch \(epoch) (validation MAE \(maeVal)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run.path)
+                    throw QDFError("training diverged in epoch \(epoch) (validation MAE \(maeVal)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run?.path)
                 }
                 evaluated = (EpochRecord(epoch: epoch, seconds: elapsedBefore + partialSeconds, lossE: partialLossE,
                                          lossV: partialLossV, maeVal: maeVal, maeTest: test.mae), test.rows)
@@ -448,8 +473,10 @@ public final class Trainer {
             if let e = evaluated {
                 records.append(e.record)
                 let written = evaluationModel
-                try Trainer.onRoot(group, "write the epoch's files") {
-                    try run.writeEpoch(records: records, unit: dataset.unit, predictions: e.rows, model: written)
+                if let run {
+                    try Trainer.onRoot(group, "write the epoch's files") {
+                        try run.writeEpoch(records: records, unit: dataset.unit, predictions: e.rows, model: written)
+                    }
                 }
             }
             try writeCheckpoint()
@@ -481,7 +508,7 @@ public final class Trainer {
     private func checked(_ lossE: Double, _ lossV: Double) throws -> (Double, Double) {
         average?.update(with: model.parameters)
         if !lossE.isFinite || !lossV.isFinite {
-            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run.path)
+            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run?.path)
         }
         return (lossE, lossV)
     }
@@ -512,7 +539,9 @@ public final class Trainer {
 
     // MARK: - Checkpoints
 
+    /// Writes the resumable state into the run folder (nothing in memory).
     func writeCheckpoint() throws {
+        guard let run else { return }
         let state = TrainingState(
             datasetDirectory: dataset.directory, epoch: epoch, order: order, nextBatch: nextBatch,
             partialLossE: partialLossE, partialLossV: partialLossV, partialSeconds: partialSeconds,
@@ -530,20 +559,20 @@ public final class Trainer {
         elapsedBefore = s.elapsedBefore
         rng = RandomGenerator(state: s.rng)
         guard s.adamSteps.count == adam.steps.count, s.adamM.count == adam.m.count, s.adamV.count == adam.v.count else {
-            throw QDFError("the optimizer state does not match the model", file: run.path)
+            throw QDFError("the optimizer state does not match the model", file: run?.path)
         }
         adam.steps = s.adamSteps
         adam.m = s.adamM
         adam.v = s.adamV
         if let d = options.ema {
             guard s.average.count == model.parameters.count else {
-                throw QDFError("the checkpoint lacks the parameters' moving average (ema)", file: run.path)
+                throw QDFError("the checkpoint lacks the parameters' moving average (ema)", file: run?.path)
             }
             average = ParameterAverage(decay: d, values: s.average, ranges: average?.ranges)
         }
-        records = try run.parseLearningCurve(learningCurve).filter { $0.epoch < epoch }
+        records = try run!.parseLearningCurve(learningCurve)  // restored trainers have a run folder.filter { $0.epoch < epoch }
         if !order.isEmpty && order.count != dataset.train.count {
-            throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run.path)
+            throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run?.path)
         }
     }
 }
