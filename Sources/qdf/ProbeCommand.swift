@@ -8,8 +8,9 @@ struct Probe: ParsableCommand {
         discussion: """
         Keeps everything of the model (orbitals, energy functional) and fits only a new \
         property head by least squares to the data set's training molecules, on top of a \
-        per-element baseline (seconds to a minute). Reports the MAE on train, val and test \
-        beside the baseline alone. A probe clearly below the baseline says the learned \
+        per-element baseline with --element-baseline (seconds to a minute). Reports the MAE \
+        on train, val and test beside the element-count baseline alone (a least-squares fit \
+        on the counts of each element and a constant). A probe clearly below the baseline says the learned \
         features carry the property: fine-tuning (qdf train --init-from) should start well. \
         The model is not changed; -o writes the probed model.
         """)
@@ -26,8 +27,8 @@ struct Probe: ParsableCommand {
     @Option(help: "Readout: sum or mean. Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.")
     var operation: String?
 
-    @Flag(inversion: .prefixedNo, help: "Fit per-element reference values first; the head fits the rest.")
-    var elementBaseline = true
+    @Flag(inversion: .prefixedNo, help: "Fit per-element reference values first (a sum over the atoms); the head fits the rest. (default: off; the element-count baseline is reported beside the probe either way)")
+    var elementBaseline = false
 
     @Option(help: "Ridge, relative to the diagonal of the normal equations.")
     var ridge = 1e-7
@@ -63,7 +64,7 @@ struct Probe: ParsableCommand {
             print("split\tmolecules\tMAE_probe(\(unit))\tMAE_baseline(\(unit))")
             for (name, n) in [("train", data.train.count), ("val", data.val.count), ("test", data.test.count)] where n > 0 {
                 func f(_ v: [Double]) -> String { v.map { String(format: "%.5f", $0) }.joined(separator: " ") }
-                print("\(name)\t\(n)\t\(f(r.mae[name]!))\t\(elementBaseline ? f(r.baselineMAE[name]!) : "-")")
+                print("\(name)\t\(n)\t\(f(r.mae[name]!))\t\(f(r.baselineMAE[name]!))")
             }
             if let out = output {
                 try r.model.save(path: out)

@@ -57,6 +57,20 @@ struct FineTuningTests {
         }
     }
 
+    @Test("The element-count baseline with a constant fits an exact linear law exactly")
+    func countBaseline() throws {
+        let dir = try TemporaryDirectory()
+        let data = try Dataset.load(directory: try TrainingTests.writeDataset(dir))
+        func law(_ m: Molecule) -> Double {
+            let c = m.atomicNumbers
+            return 2 * Double(c.filter { $0 == 6 }.count) + 0.5 * Double(c.filter { $0 == 1 }.count)
+                - 1.25 * Double(c.filter { $0 == 8 }.count) + 3
+        }
+        let ms = data.train.map { m in var m = m; m.properties = [law(m)]; return m }
+        let f = try ElementBaseline.fitWithConstant(ms, outputs: 1)
+        for m in data.test { #expect(abs(f(m)[0] - law(m)) < 1e-6, "\(m.id)") }
+    }
+
     @Test("Parts parse by name; an unknown one is refused")
     func parsing() throws {
         #expect(try FrozenParts(parsing: "orbitals") == .orbitals)

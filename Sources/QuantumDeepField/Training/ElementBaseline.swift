@@ -53,6 +53,40 @@ public struct ElementBaseline: Sendable, Equatable {
         return ElementBaseline(values: values, outputs: P)
     }
 
+    /// The element-count baseline of a property: least squares over `molecules` on the
+    /// counts of each element plus a constant (the comparison column of `qdf probe` and of
+    /// docs/properties.md). Returns the fitted predictor (P values per molecule).
+    public static func fitWithConstant(_ molecules: [Molecule], outputs P: Int,
+                                       ridge: Double = 1e-10) throws -> @Sendable (Molecule) -> [Double] {
+        let elements = Array(Set(molecules.flatMap(\.atomicNumbers))).sorted()
+        guard !elements.isEmpty else { throw QDFError("no molecules to fit the element-count baseline on") }
+        let index = Dictionary(uniqueKeysWithValues: elements.enumerated().map { ($1, $0) })
+        let n = elements.count + 1   // the counts, then the constant
+        @Sendable func features(_ m: Molecule) -> [Double] {
+            var x = [Double](repeating: 0, count: n)
+            for z in m.atomicNumbers { if let k = index[z] { x[k] += 1 } }
+            x[n - 1] = 1
+            return x
+        }
+        var ata = [Double](repeating: 0, count: n * n), aty = [Double](repeating: 0, count: n * P)
+        for m in molecules {
+            guard m.properties.count == P else {
+                throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values, expected \(P)")
+            }
+            let x = features(m)
+            for a in 0..<n where x[a] != 0 {
+                for b in 0..<n { ata[a * n + b] += x[a] * x[b] }
+                for q in 0..<P { aty[a * P + q] += x[a] * m.properties[q] }
+            }
+        }
+        for a in 0..<n { ata[a * n + a] *= 1 + ridge }
+        let w = try ReadoutRefit.choleskySolve(ata, n: n, rhs: aty, columns: P)
+        return { m in
+            let x = features(m)
+            return (0..<P).map { q in (0..<n).reduce(0.0) { $0 + x[$1] * w[$1 * P + q] } }
+        }
+    }
+
     /// The metadata form: `{"1": [v, …], "6": [v, …]}` with values printed round-trip exact.
     public var json: String {
         "{" + values.keys.sorted().map { z in

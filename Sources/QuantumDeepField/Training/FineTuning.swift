@@ -102,9 +102,10 @@ extension FineTuning {
         public var model: QDFModel
         /// Orbital types the source lacked (their rows are a fresh model's, untrained).
         public var addedOrbitals: [String]
-        /// MAE per output of the probe, and of the element baseline alone (zero without
-        /// one), for train, val and test (val/test NaN when the split is empty).
+        /// MAE per output of the probe for train, val and test (NaN for an empty split).
         public var mae: [String: [Double]]
+        /// MAE per output of the element-count baseline alone (a least-squares fit on the
+        /// training molecules' element counts and a constant), for comparison.
         public var baselineMAE: [String: [Double]]
     }
 
@@ -112,7 +113,8 @@ extension FineTuning {
     /// by least squares (docs/model.md §6, the readout refit) to `dataset`'s training
     /// molecules, on top of a per-element baseline when `elementBaseline`. Tells in seconds how
     /// much of a property the trained orbitals and functional already hold. `operation` is
-    /// the readout for the property's kind.
+    /// the readout for the property's kind. The element-count baseline alone is reported
+    /// beside it either way.
     public static func probe(source: QDFModel, sourceName: String, sourceSHA256: String, dataset: Dataset,
                              operation: Readout, elementBaseline: Bool, ridge: Double = 1e-7,
                              workers: Int = defaultWorkers) throws -> ProbeResult {
@@ -123,14 +125,13 @@ extension FineTuning {
         model.setReadout(weight: fit.weight, bias: fit.bias)
         model.metadata["probe"] = "least-squares head on \(fit.molecules) training molecules of \(dataset.name), everything else frozen"
         var mae = [String: [Double]](), base = [String: [Double]]()
-        let baseline = model.architecture.elementBaseline
+        let baseline = try ElementBaseline.fitWithConstant(dataset.train, outputs: dataset.outputs)
         for (name, ms) in [("train", dataset.train), ("val", dataset.val), ("test", dataset.test)] {
             var e = ErrorSums(outputs: dataset.outputs), b = ErrorSums(outputs: dataset.outputs)
             if !ms.isEmpty {
                 for (m, p) in zip(ms, try Predictor(model: model, workers: workers).predict(ms)) {
                     e.add(predicted: p.predicted, correct: m.properties)
-                    let off = baseline?.offset(m) ?? [Double](repeating: 0, count: dataset.outputs)
-                    b.add(zip(off, m.properties).map { $0 - $1 })
+                    b.add(zip(baseline(m), m.properties).map { $0 - $1 })
                 }
             }
             mae[name] = e.mae
