@@ -108,7 +108,7 @@ struct Predict: ParsableCommand {
                         : "; this CPU has no AVX512_BF16 or AMX-BF16 instructions, so the library emulates them: slower than float32"))
                 }
             }
-            let predictor = Predictor(model: m, batchSize: batchSize, layerCompute: layerCompute)
+            let predictor = Predictor(model: m, batchSize: batchSize, compute: defaultCompute, layerCompute: layerCompute)
             if let w = workers { predictor.workers = max(1, w) }
             predictor.frameAveraging = frameAveraging
             if let g = group {

@@ -6,6 +6,14 @@ import QDFDensity
 import QDFReports
 
 @main
+enum QDFMain {
+    /// The GEMM library is chosen once, from the environment, before any command runs.
+    static func main() {
+        BLAS.select(environment: ProcessInfo.processInfo.environment)
+        QDF.main()
+    }
+}
+
 struct QDF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qdf",

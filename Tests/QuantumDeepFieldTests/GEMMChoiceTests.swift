@@ -93,6 +93,18 @@ struct GEMMChoiceTests {
         }
     }
 
+    @Test("The process's library is chosen once: select(environment:) and shared give the first choice")
+    func selectOnce() {
+        let first = BLAS.select(environment: ProcessInfo.processInfo.environment)
+        #expect(BLAS.shared === first)
+        // A later call with another environment does not load another library.
+        #expect(BLAS.select(environment: ["QDF_BLAS": "builtin"]) === first)
+        // The environment given is the input of the choice: thread counts it sets are left alone.
+        let own = BLAS(candidates: GEMMLibrary.known, choice: "test", environment: ["OPENBLAS_NUM_THREADS": "1"])
+        #expect(own.userSetThreads)
+        #expect(!BLAS(candidates: GEMMLibrary.known, choice: "test", environment: [:]).userSetThreads)
+    }
+
     @Test("`qdf bench --compare-blas` records the fastest library and `qdf info` then loads it and says why",
           .enabled(if: InterruptionTests.available, "needs the qdf executable"))
     func benchRecordsAndInfoUses() throws {

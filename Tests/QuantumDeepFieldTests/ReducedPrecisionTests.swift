@@ -67,7 +67,7 @@ struct ReducedPrecisionTests {
         let model = try QDFModel.load(path: Shared.referenceModel)
         let molecules = try readMolecules(Shared.dataset("QM9under14atoms_atomizationenergy_eV/test.txt"))
         let f32 = try Predictor(model: model).predict(molecules)
-        let b16 = try Predictor(model: model, layerCompute: bf16).predict(molecules)
+        let b16 = try Predictor(model: model, compute: defaultCompute, layerCompute: bf16).predict(molecules)
         func mae(_ p: [Prediction]) -> Double { p.map { abs(Double($0.predicted[0]) - $0.correct[0]) }.reduce(0, +) / Double(p.count) }
         let diffs = zip(f32, b16).map { abs(Double($0.predicted[0]) - Double($1.predicted[0])) }
         print(String(format: "bf16: MAE %.5f eV against Float32's %.5f; per molecule |Δ| mean %.4f, max %.4f eV",

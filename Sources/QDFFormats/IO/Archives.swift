@@ -104,7 +104,7 @@ public final class ZipArchive {
     }
 
     /// A byte source for an entry's uncompressed content; its size and CRC-32 are checked at the end.
-    public func open(_ entry: ZipEntry) throws -> ByteSource {
+    package func open(_ entry: ZipEntry) throws -> ByteSource {
         let name = "\(path)!\(entry.name)"
         let raw = try FileRangeByteSource(path: path, offset: entry.localHeaderOffset, length: entry.compressedSize)
         let body: ByteSource
@@ -169,7 +169,7 @@ public final class TarReader {
     private var remaining = 0  // unread bytes of the current entry, padding included
     private var offset = 0
 
-    public init(source: ByteSource, name: String) {
+    package init(source: ByteSource, name: String) {
         self.source = source
         self.name = name
     }

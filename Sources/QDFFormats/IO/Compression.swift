@@ -14,7 +14,7 @@ import CBzip2
 
 /// A gzip-compressed file (also reads a plain file: zlib passes uncompressed data through).
 /// Concatenated gzip members are read one after another.
-public final class GzipByteSource: ByteSource {
+package final class GzipByteSource: ByteSource {
     public let path: String
     private var file: gzFile?
 
@@ -47,7 +47,7 @@ public final class GzipByteSource: ByteSource {
 }
 
 /// Bytes `offset ..< offset + length` of a file, read with pread (used for zip entries).
-public final class FileRangeByteSource: ByteSource {
+package final class FileRangeByteSource: ByteSource {
     public let path: String
     private var fd: Int32
     private var position: Int
@@ -78,7 +78,7 @@ public final class FileRangeByteSource: ByteSource {
 }
 
 /// A raw deflate stream (no zlib or gzip header), as stored in zip entries.
-public final class InflateByteSource: ByteSource {
+package final class InflateByteSource: ByteSource {
     private let input: ByteSource
     private let name: String
     private var stream = z_stream()
@@ -88,7 +88,7 @@ public final class InflateByteSource: ByteSource {
     private var open = false
 
     /// - Parameter name: the file (and entry) named in errors.
-    public init(input: ByteSource, name: String) throws {
+    package init(input: ByteSource, name: String) throws {
         self.input = input
         self.name = name
         inBuffer = .allocate(capacity: inCapacity)
@@ -128,7 +128,7 @@ public final class InflateByteSource: ByteSource {
 }
 
 /// A bzip2 stream (possibly several concatenated streams, as pbzip2 writes).
-public final class Bzip2ByteSource: ByteSource {
+package final class Bzip2ByteSource: ByteSource {
     private let input: ByteSource
     private let name: String
     private var stream = bz_stream()
@@ -138,7 +138,7 @@ public final class Bzip2ByteSource: ByteSource {
     private var inputEnded = false
     private var finished = false
 
-    public init(input: ByteSource, name: String) throws {
+    package init(input: ByteSource, name: String) throws {
         self.input = input
         self.name = name
         inBuffer = .allocate(capacity: inCapacity)
@@ -236,7 +236,7 @@ public enum Gzip {
 }
 
 /// Opens a file as a byte source: `.gz` files are decompressed, `.bz2` files too.
-public func openByteSource(_ path: String) throws -> ByteSource {
+package func openByteSource(_ path: String) throws -> ByteSource {
     let lower = path.lowercased()
     if lower.hasSuffix(".gz") { return try GzipByteSource(path: path) }
     if lower.hasSuffix(".bz2") { return try Bzip2ByteSource(input: FileByteSource(path: path), name: path) }
@@ -245,6 +245,6 @@ public func openByteSource(_ path: String) throws -> ByteSource {
 
 /// A line reader over a file that is decompressed while it is read when its name ends
 /// in .gz or .bz2 (`openByteSource`).
-public func openLines(_ path: String) throws -> LineReader {
+package func openLines(_ path: String) throws -> LineReader {
     try LineReader(path: path, source: openByteSource(path))
 }

@@ -30,7 +30,7 @@ public final class Mol2Reader: MoleculeReader {
     /// Reads a mol2 file.
     public convenience init(path: String) throws { self.init(lines: try openLines(path)) }
     /// Reads the lines of an open file.
-    public init(lines: LineReader) {
+    package init(lines: LineReader) {
         self.lines = lines
         stem = fileStem(lines.path)
     }

@@ -256,7 +256,7 @@ func looksLikeSMILES(_ t: Substring) -> Bool {
 }
 
 /// Standard input as a byte source (`qdf predict -`).
-public final class StandardInputByteSource: ByteSource {
+package final class StandardInputByteSource: ByteSource {
     /// Standard input.
     public init() {}
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {

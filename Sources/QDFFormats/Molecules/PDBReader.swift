@@ -35,7 +35,7 @@ public final class PDBReader: MoleculeReader {
     }
 
     /// Reads the lines of an open file.
-    public init(lines: LineReader, pdbqt: Bool = false) {
+    package init(lines: LineReader, pdbqt: Bool = false) {
         self.lines = lines
         self.pdbqt = pdbqt
         stem = fileStem(lines.path)

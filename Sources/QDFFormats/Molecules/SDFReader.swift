@@ -49,7 +49,7 @@ public final class SDFReader: MoleculeReader {
     }
 
     /// Reads the lines of an open file (standard input, a sniffed or decompressed file).
-    public init(lines: LineReader, properties: [String] = []) {
+    package init(lines: LineReader, properties: [String] = []) {
         self.lines = lines
         stem = fileStem(lines.path)
         self.properties = properties

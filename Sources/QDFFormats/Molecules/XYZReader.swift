@@ -31,7 +31,7 @@ public final class XYZReader: MoleculeReader {
     }
 
     /// Reads the lines of an open file (standard input, a sniffed or decompressed file).
-    public init(lines: LineReader, properties: [String] = []) {
+    package init(lines: LineReader, properties: [String] = []) {
         self.lines = lines
         stem = fileStem(lines.path)
         self.properties = properties

@@ -5,75 +5,75 @@ import Foundation
 
 /// The results of `Benchmark.run`: GEMM rates, training and inference throughput, and
 /// inference time against molecule size. Times in seconds unless named otherwise.
-public struct BenchmarkReport: Sendable {
+package struct BenchmarkReport: Sendable {
     /// One measured sgemm shape: a `label`, C[m×n] = A[m×k]·op(B), and the rate summed over
     /// all concurrent copies in `gflops` (GFLOP/s).
-    public struct GEMM: Sendable { public var label: String; public var m, n, k: Int; public var gflops: Double }
+    package struct GEMM: Sendable { public var label: String; public var m, n, k: Int; public var gflops: Double }
     /// Inference time for one molecule size: `molecules` molecules of `atoms` atoms each took
     /// `msPerMolecule` milliseconds per molecule (wall clock, after a warm-up).
-    public struct Scaling: Sendable { public var atoms: Int; public var molecules: Int; public var msPerMolecule: Double }
+    package struct Scaling: Sendable { public var atoms: Int; public var molecules: Int; public var msPerMolecule: Double }
 
     /// The BLAS library in use.
-    public var blas: BLASInfo
+    package var blas: BLASInfo
     /// Active processor count; every GEMM shape runs this many copies at once.
-    public var cores: Int
+    package var cores: Int
     /// The measured GEMM shapes, in order.
-    public var gemm: [GEMM] = []
+    package var gemm: [GEMM] = []
     /// The highest of the `gemm` rates (GFLOP/s): the machine's limit at the model's shapes.
-    public var gemmLimit = 0.0
+    package var gemmLimit = 0.0
     /// Molecules in the timed training pass (one epoch, batches of 4, E and V steps).
-    public var trainMolecules = 0
+    package var trainMolecules = 0
     /// Wall-clock seconds of the timed training pass.
-    public var trainSeconds = 0.0
+    package var trainSeconds = 0.0
     /// GFLOPs (10⁹ floating-point operations) the BLAS counted during the training pass.
-    public var trainGFLOPs = 0.0
+    package var trainGFLOPs = 0.0
     /// Molecules predicted in the timed inference pass.
-    public var inferMolecules = 0
+    package var inferMolecules = 0
     /// Wall-clock seconds of the inference pass, reading and geometry included.
-    public var inferSeconds = 0.0
+    package var inferSeconds = 0.0
     /// GFLOPs the BLAS counted during the inference pass.
-    public var inferGFLOPs = 0.0
+    package var inferGFLOPs = 0.0
     /// Where the inference molecules came from: the file name, or "synthetic 15–29 atoms".
-    public var inferSource = ""
+    package var inferSource = ""
     /// Where the training molecules came from: "given set" or "synthetic 3–14 atoms".
-    public var trainSource = ""
+    package var trainSource = ""
     /// Inference time per molecule by atom count, in increasing atom count.
-    public var scaling: [Scaling] = []
+    package var scaling: [Scaling] = []
     /// Least-squares fit ms = a + b·atoms over the scaling points, and its R² (all zero
     /// when fewer than two sizes were measured).
-    public var scalingFit: (intercept: Double, slope: Double, r2: Double) = (0, 0, 0)
+    package var scalingFit: (intercept: Double, slope: Double, r2: Double) = (0, 0, 0)
     /// The process's peak resident set size at the end of the run, in MiB.
-    public var peakResidentMiB = 0.0
+    package var peakResidentMiB = 0.0
     /// The canonical frame (docs/model.md §17) of each inference molecule, on one thread:
     /// microseconds per molecule (every distinct frame formed, as prediction does) and the
     /// mean number of distinct frames per molecule.
-    public var frameMicroseconds = 0.0
-    public var framesPerMolecule = 0.0
+    package var frameMicroseconds = 0.0
+    package var framesPerMolecule = 0.0
     /// Where the inference pass's time went: thread-seconds per phase (`PhaseTimer`), in
     /// GEMMs, and available (wall seconds × workers).
-    public var inferPhases: [Phase: Double] = [:]
-    public var inferGEMMSeconds = 0.0
-    public var inferThreadSeconds = 0.0
+    package var inferPhases: [Phase: Double] = [:]
+    package var inferGEMMSeconds = 0.0
+    package var inferThreadSeconds = 0.0
     /// The training pass's thread-seconds in GEMMs, in its forward stages, and available.
-    public var trainPhases: [Phase: Double] = [:]
-    public var trainGEMMSeconds = 0.0
-    public var trainThreadSeconds = 0.0
+    package var trainPhases: [Phase: Double] = [:]
+    package var trainGEMMSeconds = 0.0
+    package var trainThreadSeconds = 0.0
 
     /// Training throughput, molecules per second.
-    public var trainMoleculesPerSecond: Double { Double(trainMolecules) / max(trainSeconds, 1e-9) }
+    package var trainMoleculesPerSecond: Double { Double(trainMolecules) / max(trainSeconds, 1e-9) }
     /// Training GEMM rate achieved, GFLOP/s (compare with `gemmLimit`).
-    public var trainAchievedGFLOPS: Double { trainGFLOPs / max(trainSeconds, 1e-9) }
+    package var trainAchievedGFLOPS: Double { trainGFLOPs / max(trainSeconds, 1e-9) }
     /// Inference throughput, molecules per second.
-    public var inferMoleculesPerSecond: Double { Double(inferMolecules) / max(inferSeconds, 1e-9) }
+    package var inferMoleculesPerSecond: Double { Double(inferMolecules) / max(inferSeconds, 1e-9) }
     /// Inference GEMM rate achieved, GFLOP/s (compare with `gemmLimit`).
-    public var inferAchievedGFLOPS: Double { inferGFLOPs / max(inferSeconds, 1e-9) }
+    package var inferAchievedGFLOPS: Double { inferGFLOPs / max(inferSeconds, 1e-9) }
 }
 
 /// `qdf bench`: measurement helpers and the whole benchmark run.
-public enum Benchmark {
+package enum Benchmark {
     /// `count` deterministic QM9-like molecules (C, N, O chains with hydrogens, positions in
     /// ångström), each with an atom count drawn from `atoms` and one property, −4.5·atoms.
-    public static func syntheticMolecules(count: Int, atoms: ClosedRange<Int>, seed: UInt64) -> [Molecule] {
+    package static func syntheticMolecules(count: Int, atoms: ClosedRange<Int>, seed: UInt64) -> [Molecule] {
         var rng = RandomGenerator(seed: seed)
         return (0..<count).map { n in
             let total = atoms.lowerBound + rng.nextIndex(atoms.count)
@@ -102,7 +102,7 @@ public enum Benchmark {
     /// GFLOP/s of sgemm for C[m×n] = A[m×k]·op(B), `copies` independent GEMMs running
     /// at once on as many threads (qdf's molecule-parallel layout), for at least `seconds`
     /// (wall clock); the rates of the copies are summed.
-    public static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, copies: Int = 1,
+    package static func gemmRate(m: Int, n: Int, k: Int, transB: Transpose = .transpose, copies: Int = 1,
                                 seconds: Double = 0.6, compute: any ComputeBackend = defaultCompute) -> Double {
         let copies = max(1, copies)
         let rates = concurrentMap(copies) { w -> Double in
@@ -127,7 +127,7 @@ public enum Benchmark {
     /// The GEMM shapes the model runs (functional/HK layers over a batch's grid points, the
     /// weight-gradient shape, and the evaluation batch), each on every core at once, measured
     /// on `compute`. One worker's share of a batch of 4 is 2 molecules ≈ 1350 grid points.
-    public static func modelShapes(cores: Int, compute: any ComputeBackend = defaultCompute,
+    package static func modelShapes(cores: Int, compute: any ComputeBackend = defaultCompute,
                                    seconds: Double = 0.6) -> [BenchmarkReport.GEMM] {
         let shapes: [(String, Int, Int, Int, Transpose)] = [
             ("layer, 2 molecules (1350×250·250×250ᵀ)", 1350, 250, 250, .transpose),
@@ -143,7 +143,7 @@ public enum Benchmark {
     /// Every GEMM library of `GEMMLibrary.known` that loads, each measured at the model's
     /// shapes on every core (`modelShapes`), one after another in this process; for a library
     /// with bfloat16 GEMMs also the same shapes through `BF16Compute` (rounding included).
-    public static func compareLibraries(cores: Int, seconds: Double = 0.6)
+    package static func compareLibraries(cores: Int, seconds: Double = 0.6)
         -> [(info: BLASInfo, gemm: [BenchmarkReport.GEMM], bf16: [BenchmarkReport.GEMM]?)] {
         GEMMLibrary.known.compactMap { lib in
             let blas = BLAS(candidates: [lib], choice: "qdf bench --compare-blas")
@@ -154,7 +154,7 @@ public enum Benchmark {
     }
 
     /// The process's peak resident set size so far, in MiB (`getrusage` ru_maxrss, KiB on Linux).
-    public static func peakResidentMiB() -> Double {
+    package static func peakResidentMiB() -> Double {
         var u = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
         return Double(u.ru_maxrss) / 1024
@@ -167,7 +167,7 @@ public enum Benchmark {
     /// (a new one each call); without them synthetic molecules are used. `progress` gets a
     /// line per phase. Throws `QDFError` from reading the inference file (with file/line).
     /// `trainMolecules` must be ≥ 1.
-    public static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?,
+    package static func run(trainSet: [Molecule]?, trainMolecules: Int, inferFile: String?,
                            openInfer: (() throws -> MoleculeReader)? = nil, inferMolecules: Int,
                            trainWorkers: Int = availableCores,
                            inferWorkers: Int = availableCores,

@@ -7,7 +7,7 @@ import Synchronization
 // shares say what the cores spend their time on. Without a `TimedCompute` nothing is timed.
 
 /// The stages of a forward pass, and reading and geometry around it.
-public enum Phase: Int, CaseIterable, Sendable, CustomStringConvertible {
+package enum Phase: Int, CaseIterable, Sendable, CustomStringConvertible {
     /// Reading molecules from their file (on the reading thread).
     case reading
     /// Distances and the basis layout of each molecule (`MoleculeGeometry`).
@@ -24,7 +24,7 @@ public enum Phase: Int, CaseIterable, Sendable, CustomStringConvertible {
     case readout
 
     /// A short name for JSON.
-    public var key: String {
+    package var key: String {
         switch self {
         case .reading: return "reading"
         case .geometry: return "geometry"
@@ -36,7 +36,7 @@ public enum Phase: Int, CaseIterable, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .reading: return "reading"
         case .geometry: return "geometry (distances, basis layout)"
@@ -50,11 +50,11 @@ public enum Phase: Int, CaseIterable, Sendable, CustomStringConvertible {
 }
 
 /// Accumulated thread-seconds per phase, and in GEMMs. Safe to add to from several threads.
-public final class PhaseTimer: Sendable {
+package final class PhaseTimer: Sendable {
     private let seconds = Mutex<[Double]>([Double](repeating: 0, count: Phase.allCases.count))
     private let gemmNanoseconds = Atomic<UInt64>(0)
 
-    public init() {}
+    package init() {}
 
     /// Monotonic nanoseconds.
     @inline(__always)
@@ -77,16 +77,16 @@ public final class PhaseTimer: Sendable {
     package func addGEMM(nanoseconds: UInt64) { gemmNanoseconds.wrappingAdd(nanoseconds, ordering: .relaxed) }
 
     /// Thread-seconds per phase.
-    public var phases: [Phase: Double] {
+    package var phases: [Phase: Double] {
         let s = seconds.withLock { $0 }
         return Dictionary(uniqueKeysWithValues: Phase.allCases.map { ($0, s[$0.rawValue]) })
     }
 
     /// Thread-seconds inside GEMM calls (part of the stages' times).
-    public var gemmSeconds: Double { Double(gemmNanoseconds.load(ordering: .relaxed)) * 1e-9 }
+    package var gemmSeconds: Double { Double(gemmNanoseconds.load(ordering: .relaxed)) * 1e-9 }
 
     /// Clears every sum.
-    public func reset() {
+    package func reset() {
         seconds.withLock { for i in $0.indices { $0[i] = 0 } }
         gemmNanoseconds.store(0, ordering: .relaxed)
     }
@@ -94,18 +94,18 @@ public final class PhaseTimer: Sendable {
 
 /// A backend that forwards to `base` and times every GEMM into `timer`; engines and
 /// predictors running on it time their stages into the same timer.
-public struct TimedCompute: ComputeBackend {
-    public let base: any ComputeBackend
-    public let timer: PhaseTimer
+package struct TimedCompute: ComputeBackend {
+    package let base: any ComputeBackend
+    package let timer: PhaseTimer
 
-    public init(base: any ComputeBackend = defaultCompute, timer: PhaseTimer = PhaseTimer()) {
+    package init(base: any ComputeBackend = defaultCompute, timer: PhaseTimer = PhaseTimer()) {
         self.base = base
         self.timer = timer
     }
 
-    public var name: String { base.name + " (timed)" }
+    package var name: String { base.name + " (timed)" }
 
-    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
+    package func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int, alpha: Float,
                       a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let t0 = PhaseTimer.now()
@@ -113,7 +113,7 @@ public struct TimedCompute: ComputeBackend {
         timer.addGEMM(nanoseconds: PhaseTimer.now() &- t0)
     }
 
-    public func combineGradients(_ parts: [UnsafeMutablePointer<Float>], weights: [Float], count: Int) {
+    package func combineGradients(_ parts: [UnsafeMutablePointer<Float>], weights: [Float], count: Int) {
         base.combineGradients(parts, weights: weights, count: count)
     }
 }

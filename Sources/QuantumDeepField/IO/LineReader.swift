@@ -10,7 +10,7 @@ import Foundation
 
 /// A source of raw bytes (a plain file; compressed sources can conform too). Used by one
 /// thread at a time.
-public protocol ByteSource: AnyObject {
+package protocol ByteSource: AnyObject {
     /// Reads up to `count` bytes into `buffer` (owned by the caller, at least `count` bytes
     /// writable); returns the number read, 0 at the end. Throws `QDFError` on a read error.
     func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int
@@ -20,19 +20,19 @@ public protocol ByteSource: AnyObject {
 
 /// The bytes of a plain file, read with read(2); closes its descriptor on `close()` or deinit.
 /// One thread at a time.
-public final class FileByteSource: ByteSource {
+package final class FileByteSource: ByteSource {
     private var fd: Int32
     /// The file being read.
-    public let path: String
+    package let path: String
     /// Opens `path` for reading. Throws `QDFError` (file: `path`) if it cannot be opened.
-    public init(path: String) throws {
+    package init(path: String) throws {
         self.path = path
         fd = open(path, O_RDONLY)
         if fd < 0 { throw QDFError("cannot open: \(String(cString: strerror(errno)))", file: path) }
     }
     /// Reads up to `count` bytes into the caller's `buffer`, retrying on EINTR; 0 at the end
     /// of the file. Throws `QDFError` (file: `path`) on a read error.
-    public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+    package func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         while true {
             let n = Glibc.read(fd, buffer, count)
             if n >= 0 { return n }
@@ -41,26 +41,26 @@ public final class FileByteSource: ByteSource {
         }
     }
     /// Closes the descriptor; later calls do nothing.
-    public func close() { if fd >= 0 { _ = Glibc.close(fd); fd = -1 } }
+    package func close() { if fd >= 0 { _ = Glibc.close(fd); fd = -1 } }
     deinit { close() }
 }
 
 /// Reads a text file line by line through a growing 64 KiB buffer, counting lines; strips
 /// LF/CRLF and a leading UTF-8 BOM. Owns its source and closes it on deinit. One thread at a time.
-public final class LineReader {
+package final class LineReader {
     /// The file name used in errors (also the file opened when no source is given).
-    public let path: String
+    package let path: String
     private let source: ByteSource
     private var buffer: [UInt8] = []
     private var start = 0
     private var end = 0
     private var eof = false
     /// The 1-based number of the line last returned.
-    public private(set) var lineNumber = 0
+    package private(set) var lineNumber = 0
 
     /// Reads `source`, or the plain file at `path` when nil. Throws `QDFError` (file: `path`)
     /// if the file cannot be opened.
-    public init(path: String, source: ByteSource? = nil) throws {
+    package init(path: String, source: ByteSource? = nil) throws {
         self.path = path
         self.source = try source ?? FileByteSource(path: path)
         buffer = [UInt8](repeating: 0, count: 1 << 16)
@@ -71,7 +71,7 @@ public final class LineReader {
 
     /// The next line without its line terminator (invalid UTF-8 replaced by U+FFFD), or nil
     /// at the end of the file. Throws the source's `QDFError` on a read error.
-    public func nextLine() throws -> String? {
+    package func nextLine() throws -> String? {
         while true {
             // Look for a newline in the buffered bytes.
             if let nl = buffer[start..<end].firstIndex(of: 10) {
@@ -112,7 +112,7 @@ public final class LineReader {
     }
 
     /// A `QDFError` located at `path` and the line last read (`lineNumber`), to throw.
-    public func error(_ message: String) -> QDFError { QDFError(message, file: path, line: lineNumber) }
+    package func error(_ message: String) -> QDFError { QDFError(message, file: path, line: lineNumber) }
 }
 
 /// Splits a line on spaces and tabs.

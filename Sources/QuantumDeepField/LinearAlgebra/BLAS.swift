@@ -16,6 +16,10 @@
 // the kernel choice above; BLIS and oneMKL (PyPI's mkl wheel, run with its sequential
 // layer) pick their own kernels. If no library can be loaded, a
 // portable Swift GEMM is used instead and `BLAS.info` says so.
+//
+// The choice is made once per process, from the environment given to
+// `BLAS.select(environment:)` (the qdf command calls it at start-up); `BLAS.shared` is that
+// choice.
 
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +31,7 @@ import Synchronization
 
 /// How a GEMM operand enters C = alpha · op(A) · op(B) + beta · C (row-major Float32):
 /// `.none` as stored (op(X) = X), `.transpose` transposed (op(X) = Xᵀ).
-public enum Transpose: Sendable { case none, transpose }
+package enum Transpose: Sendable { case none, transpose }
 
 /// A GEMM library qdf can load at run time.
 public struct GEMMLibrary: Sendable, Equatable {
@@ -101,13 +105,48 @@ public final class BLAS: Sendable {
     /// Whether the environment set BLAS's thread count (then qdf leaves it).
     public let userSetThreads: Bool
 
-    /// The process's BLAS, loaded on first use.
-    public static let shared = BLAS()
+    /// The process's GEMM library: the one `select(environment:)` chose. A program that never
+    /// calls `select` gets, at the first use of `shared`, what `select` gives with the
+    /// process's environment.
+    public static var shared: BLAS {
+        selection.withLock { chosen in
+            if let b = chosen { return b }
+            let b = BLAS(environment: ProcessInfo.processInfo.environment)
+            chosen = b
+            return b
+        }
+    }
+    private static let selection = Mutex<BLAS?>(nil)
+
+    /// Chooses and loads the process's GEMM library, once; later calls (and `shared`) return
+    /// the first choice, since a loaded library and its settings stay for the process's life.
+    /// The choice depends on `environment` alone (with the CPU and the files it names):
+    /// - `QDF_BLAS`: `builtin` (the portable GEMM), a name of `GEMMLibrary.known`
+    ///   (openblas, scipy-openblas, blis, mkl) or a library's path; unset: the library
+    ///   recorded for this CPU model by `qdf bench --compare-blas` (`GEMMChoice`, stored
+    ///   under `QDF_CACHE_DIR`, `XDG_CACHE_HOME` or `HOME`), else the first of
+    ///   `GEMMLibrary.known` that loads;
+    /// - `OPENBLAS_CORETYPE`: left as set; unset, qdf sets it from the CPU flags before
+    ///   OpenBLAS loads (the only change to the process's environment);
+    /// - `OPENBLAS_NUM_THREADS`, `GOTO_NUM_THREADS`, `OMP_NUM_THREADS`, `BLIS_NUM_THREADS`,
+    ///   `MKL_NUM_THREADS`: any of them set leaves the library's thread count as it is;
+    ///   otherwise the library runs one thread (qdf parallelizes over molecules);
+    /// - `MKL_THREADING_LAYER`: unset, oneMKL runs its sequential layer.
+    /// The `qdf` command calls it once at start-up with its environment.
+    @discardableResult
+    public static func select(environment: [String: String]) -> BLAS {
+        selection.withLock { chosen in
+            if let b = chosen { return b }
+            let b = BLAS(environment: environment)
+            chosen = b
+            return b
+        }
+    }
 
     /// Chooses OPENBLAS_CORETYPE from the CPU flags (never overriding a user's value).
     /// Returns a description of the decision.
-    static func chooseCoreType() -> String {
-        if let user = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"], !user.isEmpty {
+    static func chooseCoreType(environment: [String: String]) -> String {
+        if let user = environment["OPENBLAS_CORETYPE"], !user.isEmpty {
             return "\(user) (set by the user, left as is)"
         }
         guard let flags = CPUFlags.current() else { return "unset (CPU flags unknown)" }
@@ -125,27 +164,30 @@ public final class BLAS: Sendable {
         return "\(c) (chosen by qdf from the CPU flags)"
     }
 
-    /// The library QDF_BLAS names, or the first of `GEMMLibrary.known` that loads.
-    private convenience init() {
-        let env = ProcessInfo.processInfo.environment["QDF_BLAS"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+    /// The library QDF_BLAS names, or the recorded or first of `GEMMLibrary.known` that loads
+    /// (`select(environment:)`).
+    private convenience init(environment: [String: String]) {
+        let env = environment["QDF_BLAS"].map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         if env.isEmpty {
             let order = GEMMLibrary.known.map(\.name).joined(separator: ", ")
-            let path = GEMMChoice.storePath()
+            let path = GEMMChoice.storePath(environment: environment)
             let (record, problem) = GEMMChoice.lookup(cpu: GEMMChoice.cpuKey(), path: path)
             if let r = record, GEMMLibrary.known.contains(where: { $0.name == r.chosen }) {
                 self.init(candidates: GEMMChoice.ordered(GEMMLibrary.known, preferring: r.chosen),
-                          choice: r.summary + "; recorded in \(path)", preferred: r.chosen)
+                          choice: r.summary + "; recorded in \(path)", preferred: r.chosen, environment: environment)
             } else {
                 let why = problem ?? "not measured on this CPU model: `qdf bench --compare-blas` measures each and records the fastest"
-                self.init(candidates: GEMMLibrary.known, choice: "the first that loads of \(order) (QDF_BLAS unset; \(why))")
+                self.init(candidates: GEMMLibrary.known, choice: "the first that loads of \(order) (QDF_BLAS unset; \(why))",
+                          environment: environment)
             }
         } else if env == "builtin" {
-            self.init(candidates: [], choice: "QDF_BLAS=builtin")
+            self.init(candidates: [], choice: "QDF_BLAS=builtin", environment: environment)
         } else if let lib = GEMMLibrary.known.first(where: { $0.name == env }) {
-            self.init(candidates: [lib], choice: "QDF_BLAS=\(env)")
+            self.init(candidates: [lib], choice: "QDF_BLAS=\(env)", environment: environment)
         } else {
             let prefix = env.contains("scipy_openblas") ? "scipy_" : ""
-            self.init(candidates: [GEMMLibrary(name: "path", files: [env], prefix: prefix)], choice: "QDF_BLAS=\(env)")
+            self.init(candidates: [GEMMLibrary(name: "path", files: [env], prefix: prefix)], choice: "QDF_BLAS=\(env)",
+                      environment: environment)
         }
     }
 
@@ -153,9 +195,11 @@ public final class BLAS: Sendable {
     /// Libraries are opened RTLD_LOCAL, so several can be loaded side by side (`qdf bench
     /// --compare-blas` measures each).
     /// `preferred`: the library a recorded measurement chose; if another one ends up loaded,
-    /// the choice says so.
-    public init(candidates: [GEMMLibrary], choice: String, preferred: String? = nil) {
-        let decision = BLAS.chooseCoreType()
+    /// the choice says so. `environment`: as for `select(environment:)` (OPENBLAS_CORETYPE,
+    /// MKL_THREADING_LAYER and the thread counts).
+    public init(candidates: [GEMMLibrary], choice: String, preferred: String? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) {
+        let decision = BLAS.chooseCoreType(environment: environment)
         var handle: UnsafeMutableRawPointer? = nil
         var loadedName = "builtin", chosen = GEMMLibrary(name: "builtin", files: [], prefix: "")
         search: for lib in candidates {
@@ -172,7 +216,7 @@ public final class BLAS: Sendable {
         // oneMKL: its sequential layer (qdf runs one single-threaded BLAS per worker; the
         // threaded layers would also need Intel's OpenMP runtime), unless the user chose one.
         var sequentialMKL = false
-        if ProcessInfo.processInfo.environment["MKL_THREADING_LAYER"] == nil,
+        if environment["MKL_THREADING_LAYER"] == nil,
            let setLayer = sym("MKL_Set_Threading_Layer", (@convention(c) (Int32) -> Int32).self) {
             _ = setLayer(1)  // MKL_THREADING_SEQUENTIAL
             sequentialMKL = true
@@ -226,8 +270,8 @@ public final class BLAS: Sendable {
         // engine), so BLAS itself runs single-threaded: faster on QDF's mid-sized GEMMs,
         // no idle spinning during the scalar work, and results that do not depend on
         // timing. A thread count the user set in the environment is left as is.
-        let env = ProcessInfo.processInfo.environment
-        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS", "MKL_NUM_THREADS"].contains { env[$0] != nil }
+        userSetThreads = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_NUM_THREADS", "MKL_NUM_THREADS"]
+            .contains { environment[$0] != nil }
         if !userSetThreads { setThreadsFn?(1) }
         var said = choice
         if sgemmFn == nil && !candidates.isEmpty { said += "; none could be loaded" }
@@ -247,7 +291,7 @@ public final class BLAS: Sendable {
     /// C[m×n] = alpha · op(A) · op(B) + beta · C with A and B in bfloat16 (row-major, raw
     /// bits), C in Float32, accumulated in Float32 (oneMKL's `cblas_gemm_bf16bf16f32`).
     /// Flop-counted like `sgemm`. Traps unless `offersBF16`.
-    public func gemmBF16(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+    package func gemmBF16(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                          alpha: Float, a: UnsafePointer<UInt16>, lda: Int,
                          b: UnsafePointer<UInt16>, ldb: Int,
                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -266,7 +310,7 @@ public final class BLAS: Sendable {
     /// op(A) is m×k (A is m×k, or k×m when transposed), op(B) is k×n; `lda`, `ldb`, `ldc`
     /// are row strides. Pointers are the caller's, borrowed for the call; C must not alias A or B.
     @inline(__always)
-    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+    package func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                       alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -289,7 +333,7 @@ public final class BLAS: Sendable {
     /// A straightforward GEMM used when no BLAS library is available (and in tests
     /// as an independent computation). Same contract as `sgemm`, but not flop-counted;
     /// terms whose alpha·op(A) entry is 0 are skipped (a NaN/Inf in B there does not propagate).
-    public static func portableSgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+    package static func portableSgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                                      alpha: Float, a: UnsafePointer<Float>, lda: Int,
                                      b: UnsafePointer<Float>, ldb: Int,
                                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {

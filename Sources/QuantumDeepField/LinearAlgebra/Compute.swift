@@ -7,7 +7,7 @@
 /// Matrices are row-major Float32. Pointers are borrowed for the duration of the call
 /// (the caller owns the memory). One backend is shared by all molecule-parallel workers, so
 /// its methods must be safe to call from several threads at once.
-public protocol ComputeBackend: Sendable {
+package protocol ComputeBackend: Sendable {
     /// A short name for reports (`qdf info`, `qdf bench`).
     var name: String { get }
 
@@ -27,7 +27,7 @@ public protocol ComputeBackend: Sendable {
 extension ComputeBackend {
     /// `sgemm` with alpha = 1 and beta = 0 unless given.
     @inline(__always)
-    public func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+    package func gemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                      alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int,
                      beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -37,7 +37,7 @@ extension ComputeBackend {
 
     /// The local combination: scale part 0, then add each further part in order. Traps
     /// unless there is one weight per part and at least one part.
-    public func combineGradients(_ parts: [UnsafeMutablePointer<Float>], weights: [Float], count: Int) {
+    package func combineGradients(_ parts: [UnsafeMutablePointer<Float>], weights: [Float], count: Int) {
         precondition(parts.count == weights.count && !parts.isEmpty, "one weight per gradient part")
         let g0 = parts[0], f0 = weights[0]
         if f0 != 1 { for i in 0..<count { g0[i] *= f0 } }
@@ -51,8 +51,8 @@ extension ComputeBackend {
 /// The system BLAS is a backend as it is: OpenBLAS loaded at run time, or the portable
 /// GEMM where no library could be loaded (`BLAS.info` says which).
 extension BLAS: ComputeBackend {
-    public var name: String { info.library }
+    package var name: String { info.library }
 }
 
 /// The backend used when none is given: the system BLAS.
-public let defaultCompute: any ComputeBackend = BLAS.shared
+package let defaultCompute: any ComputeBackend = BLAS.shared

@@ -11,19 +11,19 @@
 import Foundation
 
 /// One CPU model's measured GEMM libraries and the fastest of them.
-public struct GEMMChoice: Codable, Sendable, Equatable {
+package struct GEMMChoice: Codable, Sendable, Equatable {
     /// The CPU model it was measured on (`GEMMChoice.cpuKey()`).
-    public var cpu: String
+    package var cpu: String
     /// When (ISO 8601, UTC).
-    public var measured: String
+    package var measured: String
     /// Each library's rate at the model's shapes (GFLOP/s, all cores; the harmonic mean over
     /// the shapes, i.e. the rate of running each shape once: a library fast at the layers but
     /// slow at the weight gradients does not win on its best shape alone), by `GEMMLibrary.name`.
-    public var gflops: [String: Double]
+    package var gflops: [String: Double]
     /// The fastest library's name.
-    public var chosen: String
+    package var chosen: String
 
-    public init(cpu: String, measured: String, gflops: [String: Double]) {
+    package init(cpu: String, measured: String, gflops: [String: Double]) {
         self.cpu = cpu
         self.measured = measured
         self.gflops = gflops
@@ -37,20 +37,20 @@ public struct GEMMChoice: Codable, Sendable, Equatable {
     }
 
     /// The harmonic mean of `rates` (0 if empty or any rate is not positive).
-    public static func harmonicMean(_ rates: [Double]) -> Double {
+    package static func harmonicMean(_ rates: [Double]) -> Double {
         guard !rates.isEmpty, rates.allSatisfy({ $0 > 0 }) else { return 0 }
         return Double(rates.count) / rates.reduce(0) { $0 + 1 / $1 }
     }
 
     /// One line for `qdf info`: the choice and the figures behind it.
-    public var summary: String {
+    package var summary: String {
         let others = gflops.sorted { $0.value > $1.value }.map { String(format: "%@ %.1f", $0.key, $0.value) }
         return "\(chosen), the fastest at the model's shapes on this CPU model (\(others.joined(separator: ", ")) GFLOP/s, harmonic mean over the shapes; `qdf bench --compare-blas`, \(measured))"
     }
 
     /// The CPU model this process runs on: vendor, model name, family and model number
     /// (Linux /proc/cpuinfo; elsewhere the machine architecture).
-    public static func cpuKey(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String {
+    package static func cpuKey(cpuinfo: String? = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) -> String {
         guard let text = cpuinfo else { return "unknown " + machineArchitecture() }
         var fields: [String: String] = [:]
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -71,7 +71,7 @@ public struct GEMMChoice: Codable, Sendable, Equatable {
     }
 
     /// Where the records are kept (see the file comment).
-    public static func storePath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    package static func storePath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let d = environment["QDF_CACHE_DIR"], !d.isEmpty { return d + "/gemm-choice.json" }
         if let d = environment["XDG_CACHE_HOME"], !d.isEmpty { return d + "/qdf/gemm-choice.json" }
         let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
@@ -80,7 +80,7 @@ public struct GEMMChoice: Codable, Sendable, Equatable {
 
     /// The records in `path`: empty if the file does not exist; an error message if it
     /// exists and cannot be read.
-    public static func load(path: String) -> (records: [GEMMChoice], problem: String?) {
+    package static func load(path: String) -> (records: [GEMMChoice], problem: String?) {
         guard FileManager.default.fileExists(atPath: path) else { return ([], nil) }
         guard let data = FileManager.default.contents(atPath: path) else { return ([], "\(path): cannot be read") }
         do {
@@ -91,14 +91,14 @@ public struct GEMMChoice: Codable, Sendable, Equatable {
     }
 
     /// The record for `cpu` in `path`, if any.
-    public static func lookup(cpu: String, path: String) -> (choice: GEMMChoice?, problem: String?) {
+    package static func lookup(cpu: String, path: String) -> (choice: GEMMChoice?, problem: String?) {
         let (records, problem) = load(path: path)
         return (records.last { $0.cpu == cpu }, problem)
     }
 
     /// Adds or replaces the record for `self.cpu` in `path` (creating its directory), keeping
     /// the other CPU models' records. The file is replaced atomically.
-    public func save(path: String) throws {
+    package func save(path: String) throws {
         var records = GEMMChoice.load(path: path).records.filter { $0.cpu != cpu }
         records.append(self)
         let dir = (path as NSString).deletingLastPathComponent
@@ -113,7 +113,7 @@ public struct GEMMChoice: Codable, Sendable, Equatable {
     }
 
     /// `known` with the library named `preferred` moved to the front (unchanged if unknown).
-    public static func ordered(_ known: [GEMMLibrary], preferring preferred: String) -> [GEMMLibrary] {
+    package static func ordered(_ known: [GEMMLibrary], preferring preferred: String) -> [GEMMLibrary] {
         guard let lib = known.first(where: { $0.name == preferred }) else { return known }
         return [lib] + known.filter { $0.name != preferred }
     }

@@ -23,14 +23,14 @@ public enum Precision: String, CaseIterable, Sendable {
 /// and call the library's bf16 × bf16 → Float32 GEMM. The gradient combination stays
 /// Float32. Safe to use from several threads at once: each call takes its own conversion
 /// buffers from a pool (they grow to the largest operands, then no call allocates).
-public final class BF16Compute: ComputeBackend, Sendable {
+package final class BF16Compute: ComputeBackend, Sendable {
     /// The library whose bf16 GEMM is used.
-    public let blas: BLAS
-    public var name: String { "bf16 GEMMs through \(blas.info.library)" }
+    package let blas: BLAS
+    package var name: String { "bf16 GEMMs through \(blas.info.library)" }
     private let pool = Mutex<[ConversionBuffers]>([])
 
     /// Uses `blas`; throws unless it offers bf16 GEMMs.
-    public init(blas: BLAS) throws {
+    package init(blas: BLAS) throws {
         guard blas.offersBF16 else {
             throw QDFError("--precision bf16 needs a GEMM library with bfloat16 GEMMs (oneMKL: `scripts/setup --blas` installs it); \(blas.info.name) has none")
         }
@@ -39,7 +39,7 @@ public final class BF16Compute: ComputeBackend, Sendable {
 
     /// The process's library if it offers bf16 GEMMs, else the first known library that
     /// loads and does (oneMKL); throws naming what is missing.
-    public static func available() throws -> BF16Compute {
+    package static func available() throws -> BF16Compute {
         if BLAS.shared.offersBF16 { return try BF16Compute(blas: BLAS.shared) }
         for lib in GEMMLibrary.known where lib.name != BLAS.shared.info.name {
             let b = BLAS(candidates: [lib], choice: "--precision bf16")
@@ -50,12 +50,12 @@ public final class BF16Compute: ComputeBackend, Sendable {
 
     /// Whether this CPU has bfloat16 instructions (AVX512_BF16 or AMX-BF16); without them
     /// the library emulates bf16 GEMMs, more slowly than Float32 ones.
-    public static var cpuHasBF16: Bool {
+    package static var cpuHasBF16: Bool {
         guard let flags = CPUFlags.current() else { return false }
         return flags.contains("avx512_bf16") || flags.contains("amx_bf16")
     }
 
-    public func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
+    package func sgemm(_ transA: Transpose, _ transB: Transpose, m: Int, n: Int, k: Int,
                       alpha: Float, a: UnsafePointer<Float>, lda: Int,
                       b: UnsafePointer<Float>, ldb: Int,
                       beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -78,7 +78,7 @@ public final class BF16Compute: ComputeBackend, Sendable {
 
     /// Rounds a rows × cols Float32 matrix (row stride `ld`) to bfloat16, packed (row stride
     /// cols): round to nearest, ties to even; NaN stays NaN; ±∞ and overflow give ±∞.
-    public static func round(_ x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into y: UnsafeMutablePointer<UInt16>) {
+    package static func round(_ x: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into y: UnsafeMutablePointer<UInt16>) {
         for r in 0..<rows {
             let src = x + r * ld, dst = y + r * cols
             for j in 0..<cols { dst[j] = bf16Bits(src[j]) }
@@ -87,7 +87,7 @@ public final class BF16Compute: ComputeBackend, Sendable {
 
     /// The bfloat16 bits nearest to `x` (ties to even; a NaN gives a quiet NaN).
     @inline(__always)
-    public static func bf16Bits(_ x: Float) -> UInt16 {
+    package static func bf16Bits(_ x: Float) -> UInt16 {
         let bits = x.bitPattern
         if x.isNaN { return UInt16(truncatingIfNeeded: bits >> 16) | 0x0040 }
         let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
@@ -96,7 +96,7 @@ public final class BF16Compute: ComputeBackend, Sendable {
 
     /// The Float32 value of bfloat16 bits.
     @inline(__always)
-    public static func float(bf16 bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+    package static func float(bf16 bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
 }
 
 /// A growable bfloat16 buffer (grows only; freed with its owner).

@@ -15,7 +15,7 @@ extension Readout {
     /// The factor the readout applies to the sum over a molecule's N_f points: 1 for the
     /// sum, 1/N_f for the mean.
     @inline(__always)
-    public func factor(points: Int) -> Float {
+    package func factor(points: Int) -> Float {
         self == .mean ? 1 / Float(max(points, 1)) : 1
     }
 }
@@ -23,7 +23,7 @@ extension Readout {
 /// The energy functional's stages, forward and backward (docs/model.md §6), over
 /// caller-owned row-major buffers; its members are package-internal and used by the engine
 /// and the chunked large-molecule path.
-public enum EnergyFunctional {
+package enum EnergyFunctional {
     /// Whether the first layer should go through the basis (§12) for a molecule.
     /// `Engine.Policy.automatic` folds where that is cheaper; the result is exact either way.
     package static func foldsFirstLayer(_ policy: Engine.Policy, _ g: MoleculeGeometry, hyper: Hyperparameters) -> Bool {
@@ -225,10 +225,10 @@ public enum EnergyFunctional {
 /// of N_f·N_o·dim + N_f·dim², a saving whenever N_o < dim (QM9: N_o ≈ 100, dim 250).
 /// Backward, from dZ₀ = d(ψW₀ᵀ):  dA = φ̂ᵀdZ₀,  dφ̂ = dZ₀Aᵀ + 2φ̂ dG,  dW₀ = dAᵀB (B = ĈD),
 /// dB = dA W₀,  dĈ = dB D + (t ⊙ GĈ),  dG = Ĉ diag(t/2) Ĉᵀ,  t_j = −(Σ_k dB_kj Ĉ_kj)·s/n_j³.
-public enum FirstLayerThroughBasis {
+package enum FirstLayerThroughBasis {
     /// Whether folding is cheaper for a molecule of N_f points and N_o functions:
     /// N_f·N_o² + N_o·dim² + N_f·N_o·dim < N_f·N_o·dim + N_f·dim² multiply-adds (§12).
-    public static func pays(fieldCount nf: Int, orbitalCount no: Int, dim: Int) -> Bool {
+    package static func pays(fieldCount nf: Int, orbitalCount no: Int, dim: Int) -> Bool {
         let fold = Double(nf) * Double(no * no) + Double(no) * Double(dim * dim) + Double(nf) * Double(no * dim)
         let plain = Double(nf) * Double(no * dim) + Double(nf) * Double(dim * dim)
         return fold < plain

@@ -12,39 +12,39 @@ import Foundation
 
 /// ψ, ρ and V̂ of one molecule on its field grid (docs/model.md §5, §7); copies owned by
 /// the value.
-public struct OrbitalField: Sendable {
+package struct OrbitalField: Sendable {
     /// ψ: N_f × dim, row-major (Σ ψ² = N_e unless a norm was clamped).
-    public var orbitals: [Float]
+    package var orbitals: [Float]
     /// ρ_i = Σ_j ψ_ij² (N_f values, model units: they sum to N_e).
-    public var density: [Float]
+    package var density: [Float]
     /// V̂ (N_f values) from the Hohenberg–Kohn map, in the units of V (§4).
-    public var potential: [Float]
+    package var potential: [Float]
 }
 
 /// Runs batches of molecules through a model's stages. One engine belongs to one thread
 /// at a time (it is mutable scratch state); parallel work uses one engine per worker.
 /// Parameters are passed to every call, so one engine serves a changing model (training)
 /// as well as a fixed one (prediction). Not `Sendable`.
-public final class Engine {
+package final class Engine {
     /// The model architecture the engine's buffers are laid out for.
-    public let architecture: ModelArchitecture
+    package let architecture: ModelArchitecture
     /// Where GEMMs run.
-    public let compute: any ComputeBackend
+    package let compute: any ComputeBackend
     /// Where the energy functional's upper layers (dim × dim, after the first) run in the
     /// forward pass: `compute` unless given (`--precision bf16` runs them in bfloat16, the
     /// only GEMMs that tolerate it: docs/speed.md).
-    public let layerCompute: any ComputeBackend
+    package let layerCompute: any ComputeBackend
     /// Where to compute the first functional layer through the basis (exact either way):
     /// `.automatic` where it is cheaper; `.always`/`.never` for tests and benchmarks.
-    public var firstLayerThroughBasis: Policy = .automatic
+    package var firstLayerThroughBasis: Policy = .automatic
     /// When to take the §12 shortcut: `automatic` (where `FirstLayerThroughBasis.pays`:
     /// N_f·N_o² + N_o·dim² + N_f·N_o·dim < N_f·N_o·dim + N_f·dim²), `always`, `never`.
     /// Never taken with L_f = 0.
-    public enum Policy: Sendable { case automatic, always, never }
+    package enum Policy: Sendable { case automatic, always, never }
     /// Parts whose gradients the E path does not compute (fine-tuning, `FrozenParts`): their
     /// entries of the gradient buffer are left untouched and the work that only they need
     /// (weight-gradient GEMMs, the LCAO backward) is skipped.
-    public var frozen: FrozenParts = []
+    package var frozen: FrozenParts = []
 
     // Row bookkeeping of the current batch.
     private var batch: [MoleculeGeometry] = []
@@ -54,7 +54,7 @@ public final class Engine {
     private var phiOffset: [Int] = [], orbOffset: [Int] = [], cOffset: [Int] = [], gramOffset: [Int] = []
     /// Per molecule of the last batch: was its first layer computed through the basis? (All
     /// false after a V-path or `orbitalFields` call, which reset it.)
-    public private(set) var folded: [Bool] = []
+    package private(set) var folded: [Bool] = []
 
     // LCAO's saved values.
     private let phiHat = Buffer(), phiNorm = Buffer(), cHat = Buffer(), cNorm = Buffer(), psiNorm = Buffer()
@@ -75,7 +75,7 @@ public final class Engine {
 
     /// An engine for `architecture` whose GEMMs run on `compute`. Buffers start small and
     /// grow with the largest batch seen.
-    public init(architecture: ModelArchitecture, compute: any ComputeBackend = defaultCompute,
+    package init(architecture: ModelArchitecture, compute: any ComputeBackend = defaultCompute,
                 layerCompute: (any ComputeBackend)? = nil) {
         self.architecture = architecture
         self.compute = compute
@@ -86,7 +86,7 @@ public final class Engine {
     }
 
     /// An engine for `model.architecture` (the parameters are still passed to each call).
-    public convenience init(model: QDFModel, compute: any ComputeBackend = defaultCompute) {
+    package convenience init(model: QDFModel, compute: any ComputeBackend = defaultCompute) {
         self.init(architecture: model.architecture, compute: compute)
     }
 
@@ -102,7 +102,7 @@ public final class Engine {
     /// Predicted values (Ê, docs/model.md §5–§6 with §12) for a batch: B arrays of P values
     /// in the model's property unit (e.g. eV). `parameters` must have `layout.totalCount`
     /// values (traps otherwise); geometries must come from this architecture.
-    public func predict(_ batch: [MoleculeGeometry], parameters: [Float]) -> [[Float]] {
+    package func predict(_ batch: [MoleculeGeometry], parameters: [Float]) -> [[Float]] {
         withParameters(parameters) { p in forwardEnergy(batch, p) }
         let P = hyper.outputs
         return (0..<batch.count).map { m in Array(UnsafeBufferPointer(start: out.pointer + m * P, count: P)) }
@@ -110,7 +110,7 @@ public final class Engine {
 
     /// Predicted values and the readout features s_m (B arrays of dim values, after the sum
     /// or mean; Ê_m = W_p s_m + b_p, §6).
-    public func predictWithReadout(_ batch: [MoleculeGeometry], parameters: [Float])
+    package func predictWithReadout(_ batch: [MoleculeGeometry], parameters: [Float])
         -> (predictions: [[Float]], readout: [[Float]]) {
         let e = predict(batch, parameters: parameters)
         return (e, (0..<batch.count).map { m in Array(UnsafeBufferPointer(start: s.pointer + m * dim, count: dim)) })
@@ -118,7 +118,7 @@ public final class Engine {
 
     /// ψ, ρ and V̂ on each molecule's field grid (copies; ψ always formed, §5, §7). Traps if
     /// `parameters` is not this model's size.
-    public func orbitalFields(_ batch: [MoleculeGeometry], parameters: [Float]) -> [OrbitalField] {
+    package func orbitalFields(_ batch: [MoleculeGeometry], parameters: [Float]) -> [OrbitalField] {
         withParameters(parameters) { p in
             forwardOrbitals(batch, p)
             forwardPotential(p)
@@ -133,7 +133,7 @@ public final class Engine {
     /// Loss_E of the batch (docs/model.md §8; for `.mse` in the property unit squared); adds
     /// its gradient into `gradient` (parameter layout, not zeroed first). Every geometry needs
     /// P property values; traps if `parameters` or `gradient` is not `layout.totalCount` long.
-    public func energyLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
+    package func energyLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
                                       loss: EnergyLoss = .mse) -> Double {
         withGradient(parameters, &gradient) { energyLossAndGradient(batch, $0, grad: $1, loss: loss) }
     }
@@ -142,7 +142,7 @@ public final class Engine {
     /// `densityWeight` > 0, w·Loss_ρ over the molecules that carry a density target (§16);
     /// adds its gradient into `gradient` (parameter layout, not zeroed first). Traps if a
     /// geometry was built without the potential, or on wrongly sized `parameters` or `gradient`.
-    public func potentialLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
+    package func potentialLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
                                          densityWeight: Float = 0) -> Double {
         withGradient(parameters, &gradient) { potentialLossAndGradient(batch, $0, grad: $1, densityWeight: densityWeight) }
     }

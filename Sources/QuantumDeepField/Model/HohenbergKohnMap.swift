@@ -13,7 +13,7 @@
 
 /// The Hohenberg–Kohn map's stages, forward and backward (docs/model.md §7, §12), over
 /// caller-owned row-major buffers; its members are package-internal and used by the engine.
-public enum HohenbergKohnMap {
+package enum HohenbergKohnMap {
     /// ρ_i = Σ_j ψ_ij² for every row.
     package static func density(psi: UnsafePointer<Float>, rows: Int, dim: Int, rho: UnsafeMutablePointer<Float>) {
         for i in 0..<rows { rho[i] = dot(psi + i * dim, psi + i * dim, count: dim) }

@@ -16,7 +16,7 @@ import Foundation
 
 /// The LCAO stage of docs/model.md §5, forward and backward, for one molecule at a time over
 /// caller-owned row-major buffers; apart from `orbitalScale` its members are package-internal.
-public enum LCAO {
+package enum LCAO {
     /// Per-molecule values the backward pass needs, kept by the forward pass in the
     /// engine's buffers (pointers valid for the engine's current batch).
     package struct Saved {
@@ -43,7 +43,7 @@ public enum LCAO {
     /// s = sqrt(N_e/dim): every ψ column is normalized to this length, so Σ_ij ψ_ij² = N_e
     /// (docs/model.md §5).
     @inline(__always)
-    public static func orbitalScale(electrons: Int, dim: Int) -> Float {
+    package static func orbitalScale(electrons: Int, dim: Int) -> Float {
         (Float(electrons) / Float(dim)).squareRoot()
     }
 

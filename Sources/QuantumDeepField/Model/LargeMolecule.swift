@@ -11,12 +11,12 @@ import Foundation
 
 /// The chunked prediction path for large molecules (docs/model.md §13): predictions only,
 /// no gradients, no HK map, no §12 shortcut.
-public enum LargeMolecule {
+package enum LargeMolecule {
     /// Predicted values (Ê, P values in the model's property unit, e.g. eV) for one molecule,
     /// computed in chunks of `chunkRows` grid points in memory O(chunk·N_o + N_o·dim); equal
     /// to `Engine.predict` up to Float32 rounding. Allocates its own buffers, so concurrent
     /// calls are safe. Throws `QDFError` (no file/line) for an element outside the dictionary.
-    public static func predict(_ m: Molecule, model: QDFModel, chunkRows: Int = 1024,
+    package static func predict(_ m: Molecule, model: QDFModel, chunkRows: Int = 1024,
                                compute: any ComputeBackend = defaultCompute) throws -> [Float] {
         let arch = model.architecture, hyper = arch.hyper, dim = hyper.dim, o = arch.offsets
         let layout = try BasisLayout(molecule: m, basis: arch.basis, dictionary: arch.dictionary)
@@ -116,7 +116,7 @@ public enum LargeMolecule {
     /// Float values the regular (whole-molecule) path holds for a molecule: distances,
     /// φ̂, and ψ with its activations: N_f·M + N_f·N_o + N_f·dim·(L_f + 1) (§13; the
     /// predictor routes to `predict` above 64·2²⁰ values).
-    public static func regularValues(_ m: Molecule, model: QDFModel) -> Int {
+    package static func regularValues(_ m: Molecule, model: QDFModel) -> Int {
         let nf = model.sphere.count * m.atomCount
         let no = m.atomicNumbers.reduce(0) { $0 + model.basis.functionCount(atomicNumber: $1) }
         return nf * m.atomCount + nf * no + nf * model.hyper.dim * (model.hyper.layerFunctional + 1)

@@ -65,13 +65,13 @@ public struct EnvironmentShape: Sendable, Equatable {
 }
 
 /// The offsets of the environment's tensors in the flat parameter buffer, with its shape.
-public struct EnvironmentOffsets: Sendable {
-    public let shape: EnvironmentShape
+package struct EnvironmentOffsets: Sendable {
+    package let shape: EnvironmentShape
     /// embedding N_t × F, gate N_t × F, output dim × F.
-    public let embedding: Int, gate: Int, output: Int
+    package let embedding: Int, gate: Int, output: Int
     /// Per layer: filter F×K (+F), F×F (+F); input F×F; update F×F (+F), F×F (+F).
-    public let filter0: [Int], filter0Bias: [Int], filter1: [Int], filter1Bias: [Int], input: [Int]
-    public let update0: [Int], update0Bias: [Int], update1: [Int], update1Bias: [Int]
+    package let filter0: [Int], filter0Bias: [Int], filter1: [Int], filter1Bias: [Int], input: [Int]
+    package let update0: [Int], update0Bias: [Int], update1: [Int], update1Bias: [Int]
 
     init(_ layout: ParameterLayout, _ shape: EnvironmentShape) {
         func o(_ n: String) -> Int { layout[n]!.offset }

@@ -66,39 +66,39 @@ public struct ParameterLayout: Sendable, Equatable {
 
 /// Offsets of each tensor in the flat buffer, resolved once for the hot loops.
 /// Every value is an index into the flat parameter (or gradient) buffer; shapes as in §10.
-public struct ParameterOffsets: Sendable {
+package struct ParameterOffsets: Sendable {
     /// `coefficient.weight`, N_t × dim.
-    public let coefficient: Int
+    package let coefficient: Int
     /// `zeta.weight`, N_t × 1 (ζ in Å⁻²).
-    public let zeta: Int
+    package let zeta: Int
     /// `W_functional.{l}.weight`, dim × dim, for l = 0 … L_f − 1.
-    public let functionalWeight: [Int]
+    package let functionalWeight: [Int]
     /// `W_functional.{l}.bias`, dim, for l = 0 … L_f − 1.
-    public let functionalBias: [Int]
+    package let functionalBias: [Int]
     /// `W_property.weight`, P × dim.
-    public let propertyWeight: Int
+    package let propertyWeight: Int
     /// `W_property.bias`, P.
-    public let propertyBias: Int
+    package let propertyBias: Int
     /// `W_density.weight`, H × 1.
-    public let densityWeight: Int
+    package let densityWeight: Int
     /// `W_density.bias`, H.
-    public let densityBias: Int
+    package let densityBias: Int
     /// `W_HK.{l}.weight`, H × H, for l = 0 … L_HK − 1.
-    public let hkWeight: [Int]
+    package let hkWeight: [Int]
     /// `W_HK.{l}.bias`, H, for l = 0 … L_HK − 1.
-    public let hkBias: [Int]
+    package let hkBias: [Int]
     /// `W_potential.weight`, 1 × H.
-    public let potentialWeight: Int
+    package let potentialWeight: Int
     /// `W_potential.bias`, 1.
-    public let potentialBias: Int
+    package let potentialBias: Int
     /// The orbital environment's tensors (§18), or nil when it is off.
-    public let environment: EnvironmentOffsets?
+    package let environment: EnvironmentOffsets?
     /// `W_functional_potential.weight`, dim × K_v (§19), or nil when the potential input is off.
-    public let potentialInput: Int?
+    package let potentialInput: Int?
 
     /// Resolves the offsets of `layout`, which must have been built from `h` (traps on a
     /// missing tensor).
-    public init(_ layout: ParameterLayout, _ h: Hyperparameters) {
+    package init(_ layout: ParameterLayout, _ h: Hyperparameters) {
         func o(_ n: String) -> Int { layout[n]!.offset }
         // A linear layer's weight and bias; a stack's per layer.
         func linear(_ name: String) -> (Int, Int) { (o("\(name).weight"), o("\(name).bias")) }

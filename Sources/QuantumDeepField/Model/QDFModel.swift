@@ -14,7 +14,7 @@ public struct ModelArchitecture: Sendable, Equatable {
     /// Names, shapes and offsets of the tensors in the flat parameter array.
     public let layout: ParameterLayout
     /// The layout's offsets, resolved once for the hot loops.
-    public let offsets: ParameterOffsets
+    package let offsets: ParameterOffsets
     /// The grid sphere S (ångström offsets) for the model's radius and interval (docs/model.md §2).
     public let sphere: [SIMD3<Double>]
 
@@ -93,7 +93,7 @@ public struct QDFModel: Sendable {
     /// `architecture.layout`: where each tensor lives in `parameters`.
     public var layout: ParameterLayout { architecture.layout }
     /// `architecture.offsets`.
-    public var offsets: ParameterOffsets { architecture.offsets }
+    package var offsets: ParameterOffsets { architecture.offsets }
     /// `architecture.sphere`: the grid offsets S in Å (docs/model.md §2).
     public var sphere: [SIMD3<Double>] { architecture.sphere }
     /// `architecture.basis`.

@@ -127,13 +127,15 @@ public final class QDFTextReader: MoleculeReader {
     /// The line of each atom of the molecule `next()` returned last.
     public private(set) var atomLines: [Int] = []
 
+    /// Reads `path`. Throws `QDFError` (file: `path`) if the file cannot be opened.
+    public convenience init(path: String) throws { try self.init(path: path, source: nil) }
+
     /// Reads `path`; `source` supplies its bytes when they are not the plain file's (a
-    /// decompressing source, for example). Throws `QDFError` (file: `path`) if the file cannot
-    /// be opened.
-    public init(path: String, source: ByteSource? = nil) throws { lines = try LineReader(path: path, source: source) }
+    /// decompressing source, for example).
+    package convenience init(path: String, source: ByteSource?) throws { self.init(lines: try LineReader(path: path, source: source)) }
 
     /// Reads the lines of an open file (standard input, a file recognised by its content).
-    public init(lines: LineReader) { self.lines = lines }
+    package init(lines: LineReader) { self.lines = lines }
 
     private func nextLine() throws -> String? {
         if let p = pending { pending = nil; return p }

@@ -27,11 +27,17 @@ public final class Predictor {
     /// peak memory grows with it (99 / 164 / 296 / 554 MiB for 4 / 8 / 16 / 32): docs/speed.md.
     public static let defaultBatchSize = 8
 
-    /// A predictor with its own copy of `model`; `workers` is raised to at least 1. Engines
-    /// use `compute`, and `layerCompute` (if given) for the energy functional's upper layers
-    /// (`Engine.layerCompute`); the chunked large-molecule path uses `compute` only.
-    public init(model: QDFModel, batchSize: Int = Predictor.defaultBatchSize, workers: Int = defaultWorkers,
-                compute: any ComputeBackend = defaultCompute, layerCompute: (any ComputeBackend)? = nil) {
+    /// A predictor with its own copy of `model`, its GEMMs through the process's library
+    /// (`BLAS.shared`); `workers` is raised to at least 1.
+    public convenience init(model: QDFModel, batchSize: Int = Predictor.defaultBatchSize, workers: Int = defaultWorkers) {
+        self.init(model: model, batchSize: batchSize, workers: workers, compute: defaultCompute)
+    }
+
+    /// A predictor whose engines use `compute`, and `layerCompute` (if given) for the energy
+    /// functional's upper layers (`Engine.layerCompute`); the chunked large-molecule path
+    /// uses `compute` only.
+    package init(model: QDFModel, batchSize: Int = Predictor.defaultBatchSize, workers: Int = defaultWorkers,
+                 compute: any ComputeBackend, layerCompute: (any ComputeBackend)? = nil) {
         self.model = model
         self.batchSize = max(1, batchSize)
         self.compute = compute

@@ -7,30 +7,30 @@ import Foundation
 
 /// The Adam optimizer of docs/model.md §8 over a flat parameter buffer. Mutable state:
 /// one thread at a time.
-public final class Adam {
+package final class Adam {
     /// lr for the next steps (the trainer sets it per epoch from the StepLR schedule).
-    public var learningRate: Float
+    package var learningRate: Float
     /// β₁ = 0.9.
-    public let beta1: Float = 0.9
+    package let beta1: Float = 0.9
     /// β₂ = 0.999.
-    public let beta2: Float = 0.999
+    package let beta2: Float = 0.999
     /// ε = 1e-8, added to sqrt(v̂).
-    public let epsilon: Float = 1e-8
+    package let epsilon: Float = 1e-8
     /// The parameter layout the moments and step counts follow.
-    public let layout: ParameterLayout
+    package let layout: ParameterLayout
     /// First moments of the trainable tensors, one after the other in layout order (the
     /// parameter layout itself when nothing is frozen).
-    public var m: [Float]
+    package var m: [Float]
     /// The second moments, laid out as `m`.
-    public var v: [Float]
+    package var v: [Float]
     /// Steps taken by each tensor (by position in the layout; a frozen tensor's stays 0).
-    public var steps: [Int]
+    package var steps: [Int]
     /// Where each tensor's moments start in `m` and `v`; nil for a frozen tensor (no state).
-    public let momentOffsets: [Int?]
+    package let momentOffsets: [Int?]
 
     /// An optimizer with zero moments and step counts for `layout`, keeping moments only
     /// for the tensors that `frozen` does not freeze.
-    public init(layout: ParameterLayout, learningRate: Float, frozen: FrozenParts = []) {
+    package init(layout: ParameterLayout, learningRate: Float, frozen: FrozenParts = []) {
         self.layout = layout
         self.learningRate = learningRate
         var offsets = [Int?](), count = 0
@@ -46,7 +46,7 @@ public final class Adam {
     /// One step for the tensors at the given layout positions (each one's step count + 1).
     /// `gradient` is the caller's buffer of `layout.totalCount` values, read only during
     /// the call; `parameters` must be in the same layout.
-    public func step(parameters: inout [Float], gradient: UnsafePointer<Float>, tensors: [Int]) {
+    package func step(parameters: inout [Float], gradient: UnsafePointer<Float>, tensors: [Int]) {
         let lr = learningRate, b1 = beta1, b2 = beta2, eps = epsilon
         parameters.withUnsafeMutableBufferPointer { pp in
         m.withUnsafeMutableBufferPointer { mp in
@@ -74,14 +74,14 @@ public final class Adam {
 }
 
 /// Which tensors each pass trains (docs/model.md §8), as positions in the layout.
-public struct ParameterGroups: Sendable {
+package struct ParameterGroups: Sendable {
     /// ζ, coefficients (with the orbital environment), W_functional, W_property.
-    public let energy: [Int]
+    package let energy: [Int]
     /// ζ, coefficients (with the orbital environment), W_density, W_HK, W_potential.
-    public let potential: [Int]
+    package let potential: [Int]
 
     /// The groups of `layout`, by tensor-name prefix, without the tensors `frozen` freezes.
-    public init(_ layout: ParameterLayout, frozen: FrozenParts = []) {
+    package init(_ layout: ParameterLayout, frozen: FrozenParts = []) {
         var e = [Int](), v = [Int]()
         for (i, entry) in layout.entries.enumerated() {
             let n = entry.name

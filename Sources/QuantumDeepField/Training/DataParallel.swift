@@ -91,17 +91,17 @@ extension ProcessGroup {
 
 /// How a batch of `count` molecules is cut into `shares` contiguous shares and which rank
 /// owns which (see the top of this file). The same on every rank.
-public struct ShareLayout: Sendable, Equatable {
+package struct ShareLayout: Sendable, Equatable {
     /// Molecules in the batch.
-    public let count: Int
+    package let count: Int
     /// n, the number of shares (≥ 1).
-    public let shares: Int
+    package let shares: Int
     /// Workers of each rank (each ≥ 1): rank r owns global share slots
     /// [Σ_{r'<r} W_r', Σ_{r'≤r} W_r').
-    public let workersPerRank: [Int]
+    package let workersPerRank: [Int]
 
     /// A layout of `count` molecules in `shares` shares over ranks with these workers.
-    public init(count: Int, shares: Int, workersPerRank: [Int]) {
+    package init(count: Int, shares: Int, workersPerRank: [Int]) {
         precondition(shares >= 1 && workersPerRank.allSatisfy { $0 >= 1 }, "share layout")
         self.count = count
         self.shares = shares
@@ -109,35 +109,35 @@ public struct ShareLayout: Sendable, Equatable {
     }
 
     /// The molecules of share s: ⌊count·s/n⌋ ..< ⌊count·(s+1)/n⌋.
-    public func molecules(ofShare s: Int) -> Range<Int> {
+    package func molecules(ofShare s: Int) -> Range<Int> {
         Self.molecules(ofShare: s, count: count, shares: shares)
     }
 
     /// Share s of `count` items cut into `shares` contiguous shares: ⌊count·s/shares⌋ ..<
     /// ⌊count·(s+1)/shares⌋ (the cut every molecule-parallel loop of qdf makes).
-    public static func molecules(ofShare s: Int, count: Int, shares: Int) -> Range<Int> {
+    package static func molecules(ofShare s: Int, count: Int, shares: Int) -> Range<Int> {
         (count * s / shares)..<(count * (s + 1) / shares)
     }
 
     /// The molecules each rank computes, counted, indexed by rank.
-    public var moleculesPerRank: [Int] { workersPerRank.indices.map { molecules(ofRank: $0).count } }
+    package var moleculesPerRank: [Int] { workersPerRank.indices.map { molecules(ofRank: $0).count } }
 
     /// The global shares rank r owns (possibly empty).
-    public func shares(ofRank r: Int) -> Range<Int> {
+    package func shares(ofRank r: Int) -> Range<Int> {
         let start = workersPerRank[..<r].reduce(0, +)
         let lo = min(start, shares), hi = min(start + workersPerRank[r], shares)
         return lo..<hi
     }
 
     /// The molecules rank r computes (those of its shares).
-    public func molecules(ofRank r: Int) -> Range<Int> {
+    package func molecules(ofRank r: Int) -> Range<Int> {
         let s = shares(ofRank: r)
         if s.isEmpty { let c = molecules(ofShare: 0).lowerBound; return c..<c }
         return molecules(ofShare: s.lowerBound).lowerBound..<molecules(ofShare: s.upperBound - 1).upperBound
     }
 
     /// The rank that owns the last share.
-    public var lastOwner: Int {
+    package var lastOwner: Int {
         var total = 0
         for (r, w) in workersPerRank.enumerated() { total += w; if total >= shares { return r } }
         return workersPerRank.count - 1

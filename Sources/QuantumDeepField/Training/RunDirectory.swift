@@ -29,18 +29,18 @@ struct TrainingState {
 }
 
 /// A training run's folder and the paths of its files (created or opened by `Trainer`).
-public struct RunDirectory: Sendable {
+package struct RunDirectory: Sendable {
     /// The folder, path standardized.
-    public let path: String
+    package let path: String
     /// The model after the last completed epoch.
-    public var modelPath: String { path + "/model.safetensors" }
+    package var modelPath: String { path + "/model.safetensors" }
     /// The learning curve TSV (one row per epoch; times in seconds, losses and MAEs in the
     /// data set's unit, squared for losses).
-    public var learningCurvePath: String { path + "/learning_curve.tsv" }
+    package var learningCurvePath: String { path + "/learning_curve.tsv" }
     /// The test-set predictions TSV of the last completed epoch.
-    public var predictionsPath: String { path + "/predictions_test.tsv" }
+    package var predictionsPath: String { path + "/predictions_test.tsv" }
     /// The resumable checkpoint (written last each epoch).
-    public var statePath: String { path + "/state.safetensors" }
+    package var statePath: String { path + "/state.safetensors" }
 
     /// A new run folder; refuses a folder that already holds a run.
     init(creating path: String) throws {

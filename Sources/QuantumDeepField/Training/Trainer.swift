@@ -194,11 +194,11 @@ public final class Trainer {
     /// The options (with `hyper.outputs` set to the data set's P).
     public let options: TrainingOptions
     /// The run folder the trainer writes; nil for a trainer in memory, which writes no file.
-    public let run: RunDirectory?
+    package let run: RunDirectory?
     /// The model being trained: the trainer owns it and updates its parameters in place.
     public private(set) var model: QDFModel
     /// The optimizer (its moments and step counts are checkpointed).
-    public let adam: Adam
+    package let adam: Adam
     let stepper: TrainingStep
     let evalEngines: WorkerPool<Engine>
     /// The moving average of the parameters, when `options.ema` is set.

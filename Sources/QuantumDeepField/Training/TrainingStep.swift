@@ -33,38 +33,38 @@ package final class GradientWorker {
 
 /// The training step (docs/model.md §8) for a model whose parameters the caller owns.
 /// Holds one engine per worker: use from one thread at a time.
-public final class TrainingStep {
+package final class TrainingStep {
     /// The architecture the workers' engines are built for.
-    public let architecture: ModelArchitecture
+    package let architecture: ModelArchitecture
     /// The tensors the E step and the V step update (frozen ones excluded).
-    public let groups: ParameterGroups
+    package let groups: ParameterGroups
     /// Parts kept fixed (fine-tuning): no gradient work, no Adam step; with the orbitals
     /// frozen the V step is skipped (it only shapes ψ, which is then fixed).
-    public let frozen: FrozenParts
+    package let frozen: FrozenParts
     /// Molecule-parallel workers (each an engine and a gradient buffer).
-    public let workers: Int
+    package let workers: Int
     /// Where GEMMs run and how the shares' gradients are combined.
-    public let compute: any ComputeBackend
+    package let compute: any ComputeBackend
     /// The processes this step is one rank of (data parallelism, DataParallel.swift), or nil.
-    public let group: (any ProcessGroup)?
+    package let group: (any ProcessGroup)?
     /// Seconds spent exchanging gradients and losses with the other ranks (0 without a group).
-    public private(set) var communicationSeconds = 0.0
+    package private(set) var communicationSeconds = 0.0
     private let pool: WorkerPool<GradientWorker>
     /// The loss on the properties (Loss_E); `.mse` is the reference's.
-    public var energyLoss: EnergyLoss = .mse
+    package var energyLoss: EnergyLoss = .mse
     /// When set, each pass's gradient (over the tensors that pass trains) is scaled down to
     /// this Euclidean norm if it is longer.
-    public var clipNorm: Double? = nil
+    package var clipNorm: Double? = nil
     /// Weight of Loss_V: the V pass's gradient is multiplied by it (1: the reference).
-    public var potentialWeight: Double = 1
+    package var potentialWeight: Double = 1
     /// Weight w of the density term Loss_ρ in the V pass (docs/model.md §16), for the
     /// molecules whose geometry carries a density target; 0: off (the reference).
-    public var densityWeight: Double = 0
+    package var densityWeight: Double = 0
     private var received: [Float] = []
 
     /// A step with `workers` (at least 1) engines on `compute`, created now. With a `group`,
     /// `workers` must be this rank's entry of `group.workersPerRank` (traps otherwise).
-    public init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute,
+    package init(architecture: ModelArchitecture, workers: Int = defaultWorkers, compute: any ComputeBackend = defaultCompute,
                 group: (any ProcessGroup)? = nil, frozen: FrozenParts = []) {
         self.architecture = architecture
         self.frozen = frozen
@@ -81,7 +81,7 @@ public final class TrainingStep {
     /// returns (0, 0). The geometries need P property values and, with `hkMap`, the
     /// potential (traps otherwise). Deterministic for a given batch whatever the worker
     /// count's timing.
-    public func step(_ batch: [MoleculeGeometry], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
+    package func step(_ batch: [MoleculeGeometry], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
         guard !batch.isEmpty else { return (0, 0) }
         precondition(group == nil, "a step in a process group takes this rank's geometries: step(local:fieldCounts:...)")
         let fieldCounts = batch.map(\.fieldCount)
@@ -93,7 +93,7 @@ public final class TrainingStep {
 
     /// In a process group: the share layout of a global batch of `count` molecules (the
     /// cut a single process with all ranks' workers would make).
-    public func layout(batchCount count: Int) -> ShareLayout {
+    package func layout(batchCount count: Int) -> ShareLayout {
         let perRank = group?.workersPerRank ?? [workers]
         return ShareLayout(count: count, shares: max(1, min(perRank.reduce(0, +), count)), workersPerRank: perRank)
     }
@@ -103,7 +103,7 @@ public final class TrainingStep {
     /// points N_f of every molecule of the global batch (the V step's share weights). Every
     /// rank gets the same (Loss_E, Loss_V) and the same parameters, bit-identical to a
     /// single-process `step` with all ranks' workers. Traps without a group.
-    public func step(local: [MoleculeGeometry], fieldCounts: [Int], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
+    package func step(local: [MoleculeGeometry], fieldCounts: [Int], parameters: inout [Float], adam: Adam, hkMap: Bool) -> (Double, Double) {
         precondition(group != nil, "step(local:...) is a step in a process group")
         let lossE = pass(local, fieldCounts, parameters: &parameters, adam: adam, potential: false)
         guard hkMap, !frozen.contains(.orbitals) else { return (lossE, 0) }
