@@ -60,7 +60,7 @@ public struct ParameterAverage: Sendable, Equatable {
     public private(set) var values: [Float]
     /// The index ranges that are averaged (nil: all); the others (frozen tensors) keep
     /// their initial values exactly.
-    public let ranges: [Range<Int>]?
+    package let ranges: [Range<Int>]?
 
     /// Starts at `initial` (the parameters before the first step).
     public init(decay: Double, initial: [Float], ranges: [Range<Int>]? = nil) {
