@@ -38,6 +38,17 @@ func loadModelAndPath(_ path: String?) throws -> (model: QDFModel, path: String)
     return (b.model, b.path)
 }
 
+/// A source model for fine-tuning or probing: the file at `path`, or the bundled model for
+/// nil or "bundled", with its file name and SHA-256 (recorded in the new model's metadata).
+func loadSourceModel(_ path: String?, purpose: String) throws -> (model: QDFModel, path: String, name: String, sha256: String) {
+    let p = path == nil || path == "bundled" ? try BundledResources.path(BundledResources.modelFile) : path!
+    let bytes: Data
+    do { bytes = try Data(contentsOf: URL(fileURLWithPath: p)) }
+    catch { throw QDFError("cannot read the model \(purpose): \(error.localizedDescription)", file: p) }
+    let model = try QDFModel(file: try SafetensorsFile.parse(bytes, path: p))
+    return (model, p, (p as NSString).lastPathComponent, sha256Hex(bytes))
+}
+
 extension Precision: ExpressibleByArgument {}
 
 extension FrameKind: ExpressibleByArgument {}

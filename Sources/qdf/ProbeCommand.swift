@@ -41,17 +41,13 @@ struct Probe: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let start = Date()
-            let path = model == nil || model == "bundled" ? try BundledResources.path(BundledResources.modelFile) : model!
-            let bytes: Data
-            do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) }
-            catch { throw QDFError("cannot read the model: \(error.localizedDescription)", file: path) }
-            let source = try QDFModel(file: try SafetensorsFile.parse(bytes, path: path))
+            let (source, path, sourceName, sourceSHA256) = try loadSourceModel(model, purpose: "to probe")
             let data = try Dataset.load(directory: dataset)
             let readout = try data.chooseReadout(requested: operation.flatMap(Readout.init(rawValue:)))
             if let w = readout.warning { log("warning: " + w) }
             log(readout.reason)
-            let r = try FineTuning.probe(source: source, sourceName: (path as NSString).lastPathComponent,
-                                         sourceSHA256: sha256Hex(bytes), dataset: data, operation: readout.readout,
+            let r = try FineTuning.probe(source: source, sourceName: sourceName,
+                                         sourceSHA256: sourceSHA256, dataset: data, operation: readout.readout,
                                          elementBaseline: elementBaseline, ridge: ridge)
             let coefficients = source.hyper.dim + 1
             if data.train.count <= coefficients {

@@ -244,13 +244,9 @@ struct Train: ParsableCommand {
     /// The model a fine-tuning run starts from (`--init-from`): the source's parameters with
     /// a new head for the data set, its dictionary extended; says what was carried over.
     private func fineTuningStart(_ source: String, data: Dataset, options o: TrainingOptions, isRoot: Bool) throws -> QDFModel {
-        let path = source == "bundled" ? try BundledResources.path(BundledResources.modelFile) : source
-        let bytes: Data
-        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) }
-        catch { throw QDFError("cannot read the model to start from: \(error.localizedDescription)", file: path) }
-        let model = try QDFModel(file: try SafetensorsFile.parse(bytes, path: path))
-        let start = try FineTuning.start(from: model, sourceName: (path as NSString).lastPathComponent,
-                                         sourceSHA256: sha256Hex(bytes), dataset: data, operation: o.hyper.operation,
+        let (model, path, sourceName, sourceSHA256) = try loadSourceModel(source, purpose: "to start from")
+        let start = try FineTuning.start(from: model, sourceName: sourceName,
+                                         sourceSHA256: sourceSHA256, dataset: data, operation: o.hyper.operation,
                                          elementBaseline: o.elementBaseline, seed: o.seed, head: initHead)
         if isRoot {
             let name = model.metadata["model_name"].map { " (\($0))" } ?? ""

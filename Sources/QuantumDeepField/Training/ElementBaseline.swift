@@ -29,27 +29,9 @@ public struct ElementBaseline: Sendable, Equatable {
     /// counts of each element as features (Float64 normal equations, Cholesky; a relative
     /// ridge of `ridge` only guards against collinear compositions).
     public static func fit(_ molecules: [Molecule], outputs P: Int, ridge: Double = 1e-10) throws -> ElementBaseline {
-        let elements = Array(Set(molecules.flatMap(\.atomicNumbers))).sorted()
-        guard !elements.isEmpty else { throw QDFError("no molecules to fit the element baseline on") }
-        let index = Dictionary(uniqueKeysWithValues: elements.enumerated().map { ($1, $0) })
-        let n = elements.count
-        var ata = [Double](repeating: 0, count: n * n), aty = [Double](repeating: 0, count: n * P)
-        var counts = [Double](repeating: 0, count: n)
-        for m in molecules {
-            guard m.properties.count == P else {
-                throw QDFError("molecule '\(m.id)' has \(m.properties.count) property values, expected \(P)")
-            }
-            for k in 0..<n { counts[k] = 0 }
-            for z in m.atomicNumbers { counts[index[z]!] += 1 }
-            for a in 0..<n where counts[a] != 0 {
-                for b in 0..<n { ata[a * n + b] += counts[a] * counts[b] }
-                for q in 0..<P { aty[a * P + q] += counts[a] * m.properties[q] }
-            }
-        }
-        for a in 0..<n { ata[a * n + a] *= 1 + ridge }
-        let x = try ReadoutRefit.choleskySolve(ata, n: n, rhs: aty, columns: P)
+        let f = try leastSquares(molecules, outputs: P, constant: false, ridge: ridge, what: "the element baseline")
         var values = [Int: [Double]]()
-        for (k, z) in elements.enumerated() { values[z] = (0..<P).map { x[k * P + $0] } }
+        for (k, z) in f.elements.enumerated() { values[z] = (0..<P).map { f.weights[k * P + $0] } }
         return ElementBaseline(values: values, outputs: P)
     }
 
@@ -58,14 +40,27 @@ public struct ElementBaseline: Sendable, Equatable {
     /// docs/properties.md). Returns the fitted predictor (P values per molecule).
     public static func fitWithConstant(_ molecules: [Molecule], outputs P: Int,
                                        ridge: Double = 1e-10) throws -> @Sendable (Molecule) -> [Double] {
+        let f = try leastSquares(molecules, outputs: P, constant: true, ridge: ridge, what: "the element-count baseline")
+        let n = f.elements.count + 1, w = f.weights, features = f.features
+        return { m in
+            let x = features(m)
+            return (0..<P).map { q in (0..<n).reduce(0.0) { $0 + x[$1] * w[$1 * P + q] } }
+        }
+    }
+
+    /// The normal equations of both fits: features are the counts of each element seen in
+    /// `molecules` (sorted by atomic number), then 1 when `constant`; weights row-major
+    /// (feature × output).
+    private static func leastSquares(_ molecules: [Molecule], outputs P: Int, constant: Bool, ridge: Double, what: String) throws
+        -> (elements: [Int], weights: [Double], features: @Sendable (Molecule) -> [Double]) {
         let elements = Array(Set(molecules.flatMap(\.atomicNumbers))).sorted()
-        guard !elements.isEmpty else { throw QDFError("no molecules to fit the element-count baseline on") }
+        guard !elements.isEmpty else { throw QDFError("no molecules to fit \(what) on") }
         let index = Dictionary(uniqueKeysWithValues: elements.enumerated().map { ($1, $0) })
-        let n = elements.count + 1   // the counts, then the constant
-        @Sendable func features(_ m: Molecule) -> [Double] {
+        let n = elements.count + (constant ? 1 : 0)
+        let features: @Sendable (Molecule) -> [Double] = { m in
             var x = [Double](repeating: 0, count: n)
             for z in m.atomicNumbers { if let k = index[z] { x[k] += 1 } }
-            x[n - 1] = 1
+            if constant { x[n - 1] = 1 }
             return x
         }
         var ata = [Double](repeating: 0, count: n * n), aty = [Double](repeating: 0, count: n * P)
@@ -80,11 +75,7 @@ public struct ElementBaseline: Sendable, Equatable {
             }
         }
         for a in 0..<n { ata[a * n + a] *= 1 + ridge }
-        let w = try ReadoutRefit.choleskySolve(ata, n: n, rhs: aty, columns: P)
-        return { m in
-            let x = features(m)
-            return (0..<P).map { q in (0..<n).reduce(0.0) { $0 + x[$1] * w[$1 * P + q] } }
-        }
+        return (elements, try ReadoutRefit.choleskySolve(ata, n: n, rhs: aty, columns: P), features)
     }
 
     /// The metadata form: `{"1": [v, …], "6": [v, …]}` with values printed round-trip exact.
