@@ -48,7 +48,7 @@ struct ImportTorch: ParsableCommand {
     var source: String?
 
     func validate() throws {
-        guard Readout(rawValue: operation) != nil else { throw ValidationError("--operation must be sum or mean") }
+        guard let r = Readout(rawValue: operation), r != .dipole else { throw ValidationError("--operation must be sum or mean") }
     }
 
     func run() throws {

@@ -12,6 +12,8 @@ struct Probe: ParsableCommand {
         on train, val and test beside the element-count baseline alone (a least-squares fit \
         on the counts of each element and a constant). A probe clearly below the baseline says the learned \
         features carry the property: fine-tuning (qdf train --init-from) should start well. \
+        With --operation dipole nothing is fitted: the figures are those of |μ| computed from \
+        the model's density as it is (docs/model.md §20), against a data set of μ in debye. \
         The model is not changed; -o writes the probed model.
         """)
 
@@ -24,7 +26,8 @@ struct Probe: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the probed model (the source with the fitted head) here.")
     var output: String?
 
-    @Option(help: "Readout: sum or mean. Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.")
+    @Option(name: [.customLong("operation"), .customLong("readout")],
+            help: "Readout: sum, mean, or dipole (|μ| of the model's density, nothing fitted). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.")
     var operation: String?
 
     @Flag(inversion: .prefixedNo, help: "Fit per-element reference values first (a sum over the atoms); the head fits the rest. (default: off; the element-count baseline is reported beside the probe either way)")
@@ -34,7 +37,7 @@ struct Probe: ParsableCommand {
     var ridge = 1e-7
 
     func validate() throws {
-        if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be sum or mean") }
+        if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be \(Readout.names)") }
         guard ridge >= 0, ridge.isFinite else { throw ValidationError("--ridge must be ≥ 0") }
     }
 

@@ -62,7 +62,8 @@ struct Train: ParsableCommand {
     @Option(help: "Layers of the energy functional.") var layerFunctional = Hyperparameters.Reference.layerFunctional
     @Option(name: .customLong("hidden-hk"), help: "Width of the Hohenberg–Kohn map.") var hiddenHK = Hyperparameters.Reference.hiddenHK
     @Option(name: .customLong("layer-hk"), help: "Layers of the Hohenberg–Kohn map.") var layerHK = Hyperparameters.Reference.layerHK
-    @Option(help: "Readout: sum (extensive, e.g. energies) or mean (intensive, e.g. HOMO/LUMO). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
+    @Option(name: [.customLong("operation"), .customLong("readout")],
+            help: "Readout: sum (extensive, e.g. energies), mean (intensive, e.g. HOMO/LUMO), or dipole (no learned readout: |μ| in debye computed from the model's density, nuclei and frozen cores; a data set of μ in D; docs/model.md §20). Default: from the data set's dataset.json (extensive → sum, intensive → mean), else sum.") var operation: String?
     @Option(help: "Frame the molecules are placed in, in training and in every later use of the model (recorded in it): input (as given, the reference) or canonical (centre of nuclear charge, principal axes, signs by the third moment: the same prediction in any orientation; docs/model.md §17). (default: input; fast: canonical)")
     var frame: FrameKind?
     @Option(help: "Orbital environment (docs/model.md §18): this many interaction layers over interatomic distances make each atom's LCAO coefficients depend on its neighbourhood (rotation-invariant); 0: off, the reference.")
@@ -134,7 +135,7 @@ struct Train: ParsableCommand {
         if resume == nil {
             guard dataset != nil else { throw ValidationError("give a dataset folder, or --resume RUN_DIR") }
             guard output != nil else { throw ValidationError("give --output RUN_DIR") }
-            if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be sum or mean") }
+            if let op = operation, Readout(rawValue: op) == nil { throw ValidationError("--operation must be \(Readout.names)") }
             if let s = schedule, LearningRateSchedule(rawValue: s) == nil { throw ValidationError("--schedule must be step or cosine") }
             guard EnergyLoss(loss) != nil else { throw ValidationError("--loss must be mse, l1, huber or huber:DELTA with DELTA > 0") }
             if let b = timeBudget, b != "none" { _ = try parseDuration(b) }
@@ -250,7 +251,7 @@ struct Train: ParsableCommand {
                                          elementBaseline: o.elementBaseline, seed: o.seed, head: initHead)
         if isRoot {
             let name = model.metadata["model_name"].map { " (\($0))" } ?? ""
-            log("fine-tuning from \(path)\(name): its orbitals, energy functional and HK map, \(model.hyper.frame.rawValue) frame; a new \(o.hyper.operation.rawValue) head for \(data.outputs) output(s); frozen: \(o.freeze)")
+            log("fine-tuning from \(path)\(name): its orbitals, energy functional and HK map, \(model.hyper.frame.rawValue) frame; \(o.hyper.operation == .dipole ? "the dipole readout (|μ| from the density, no head)" : "a new \(o.hyper.operation.rawValue) head for \(data.outputs) output(s)"); frozen: \(o.freeze)")
             if let f = start.headFit {
                 log("head fitted by least squares on \(f.molecules) training molecules: training MAE \(f.maeAfter.map { String(format: "%.5f", $0) }.joined(separator: " / ")) \(data.unit)")
             }
@@ -307,6 +308,7 @@ struct Train: ParsableCommand {
         o.energyLoss = EnergyLoss(loss)!
         if let v = evalEvery { o.evalEvery = v }
         if let v = elementBaseline { o.elementBaseline = v }
+        else if readout == .dipole { o.elementBaseline = false }   // the fast recipe's baseline has no place in |μ|
         o.clipNorm = clipNorm; o.potentialWeight = hkWeight
         return o
     }

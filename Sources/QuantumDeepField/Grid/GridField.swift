@@ -92,6 +92,9 @@ public struct MoleculeGeometry: Sendable {
     /// The density target q_i on the field grid for density supervision (docs/model.md §16;
     /// N_f values summing to N_e, model units), or empty.
     public var densityTarget: [Float] = []
+    /// The field points relative to the centre of nuclear charge, the nuclear dipole and the
+    /// core fraction, for a model with the dipole readout (docs/model.md §20); nil otherwise.
+    package var dipoleFrame: DipoleReadout.Frame? = nil
 
     /// Builds the geometry of `molecule` on the field of `sphere` (offsets in Å, see
     /// `GridField.sphere`), with the external potential if `withPotential`. Throws `QDFError`
@@ -130,5 +133,5 @@ public struct MoleculeGeometry: Sendable {
     }
 
     /// Approximate bytes held by this geometry (its arrays plus a fixed 128; for memory budgets).
-    public var byteCount: Int { 4 * (distances.count + atomDistances.count + potential.count + densityTarget.count + 3 * orbitalCount + properties.count) + 128 }
+    public var byteCount: Int { 4 * (distances.count + atomDistances.count + potential.count + densityTarget.count + 3 * orbitalCount + properties.count) + 24 * (dipoleFrame?.points.count ?? 0) + 128 }
 }

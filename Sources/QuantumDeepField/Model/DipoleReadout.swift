@@ -1,6 +1,6 @@
 import Foundation
 
-// The dipole moment from the model's density (docs/model.md §20, in progress): μ computed by
+// The dipole moment from the model's density (docs/model.md §20): μ computed by
 // physics from ρ instead of learned by a readout.
 //
 // The field grid's ρ_i (model units: Σ_i ρ_i = N_e) is a set of point charges at the field
@@ -25,7 +25,7 @@ package enum DipoleReadout {
 
     /// The frame of one molecule: field points relative to the centre of nuclear charge O and
     /// the nuclear part of μ (e·Å).
-    package struct Frame {
+    package struct Frame: Sendable {
         /// r_i − O for every field point, in field order (atom by atom, sphere by sphere).
         package var points: [SIMD3<Double>]
         /// Σ_a (Z_a − c_a)(R_a − O).
@@ -35,6 +35,26 @@ package enum DipoleReadout {
 
         /// The frame of `molecule` (positions as placed for the model) on `sphere` (§2).
         package init(molecule m: Molecule, sphere: [SIMD3<Double>]) {
+            let c = Centre(molecule: m)
+            nuclear = c.nuclear
+            kappa = c.kappa
+            points = []
+            points.reserveCapacity(m.positions.count * sphere.count)
+            for r in m.positions { for s in sphere { points.append(r + s - c.origin) } }
+        }
+    }
+
+    /// The parts of a frame that do not depend on the grid: O, the nuclear dipole and κ (the
+    /// chunked large-molecule path uses these and forms r_i − O point by point).
+    package struct Centre: Sendable {
+        /// O, the centre of nuclear charge (Å).
+        package var origin: SIMD3<Double>
+        /// Σ_a (Z_a − c_a)(R_a − O) (e·Å).
+        package var nuclear: SIMD3<Double>
+        /// κ = (N_e − N_core)/N_e.
+        package var kappa: Double
+
+        package init(molecule m: Molecule) {
             let z = m.atomicNumbers.map(Double.init)
             let total = z.reduce(0, +)
             var origin = SIMD3<Double>(repeating: 0)
@@ -46,11 +66,9 @@ package enum DipoleReadout {
                 core += c
                 nuclear += Double(za - c) * (r - origin)
             }
+            self.origin = origin
             self.nuclear = nuclear
             kappa = total > 0 ? (total - Double(core)) / total : 0
-            points = []
-            points.reserveCapacity(m.positions.count * sphere.count)
-            for r in m.positions { for s in sphere { points.append(r + s - origin) } }
         }
     }
 
@@ -63,7 +81,8 @@ package enum DipoleReadout {
 
     /// |μ| in debye.
     package static func magnitude(rho: UnsafePointer<Float>, frame f: Frame) -> Double {
-        (vector(rho: rho, frame: f) * (vector(rho: rho, frame: f))).sum().squareRoot() * debyePerElectronAngstrom
+        let mu = vector(rho: rho, frame: f)
+        return (mu * mu).sum().squareRoot() * debyePerElectronAngstrom
     }
 
     /// Adds d|μ|·∂|μ|/∂ρ_i to `dRho` (one value per field point) for the upstream gradient

@@ -204,6 +204,7 @@ package final class Engine {
     /// The E path: Ê (B × P) into `out`. The first functional layer goes through the basis
     /// for molecules where that is cheaper, so ψ is formed only for the others.
     private func forwardEnergy(_ batch: [MoleculeGeometry], _ p: UnsafePointer<Float>) {
+        if hyper.operation == .dipole { forwardDipole(batch, p); return }
         prepare(batch)
         let L = hyper.layerFunctional, B = batch.count, o = offsets
         for l in 1..<h.count { h[l].reserve(rows * dim) }
@@ -250,6 +251,22 @@ package final class Engine {
         timer?.lap(.readout, &mark)
     }
 
+    /// The E path of the dipole readout (§20): ψ for all rows, ρ, and Ê_m = |μ_m| (debye)
+    /// into `out`. The energy functional and its head take no part.
+    private func forwardDipole(_ batch: [MoleculeGeometry], _ p: UnsafePointer<Float>) {
+        var mark = timer == nil ? 0 : PhaseTimer.now()
+        forwardOrbitals(batch, p)
+        rho.reserve(rows); out.reserve(batch.count)
+        HohenbergKohnMap.density(psi: h[0].pointer, rows: rows, dim: dim, rho: rho.pointer)
+        timer?.lap(.orbitals, &mark)
+        for (m, gm) in batch.enumerated() {
+            guard let f = gm.dipoleFrame else { preconditionFailure("geometry of '\(gm.id)' was built without the dipole frame") }
+            out[m] = Float(DipoleReadout.magnitude(rho: rho.pointer + rowStart[m], frame: f))
+        }
+        EnergyFunctional.addOutputOffsets(batch, outputs: 1, out: out.pointer)
+        timer?.lap(.readout, &mark)
+    }
+
     /// The V path after `forwardOrbitals`: ρ and V̂ for all rows.
     private func forwardPotential(_ p: UnsafePointer<Float>) {
         let H = hyper.hiddenHK
@@ -285,6 +302,19 @@ package final class Engine {
         let B = batch.count, L = hyper.layerFunctional, o = offsets
         // What this backward pass must reach (fine-tuning freezes parts, `frozen`).
         let orbitals = !frozen.contains(.orbitals), functional = !frozen.contains(.functional)
+        if hyper.operation == .dipole {
+            // d|μ_m| → dρ (§20) → dψ = 2ψ·dρ → the orbitals; nothing else has a gradient.
+            guard orbitals else { return }
+            dRho.reserve(rows); dA.reserve(rows * dim)
+            dRho.pointer.update(repeating: 0, count: rows)
+            for (m, gm) in batch.enumerated() {
+                DipoleReadout.backward(dMagnitude: Double(dOut[m]), rho: rho.pointer + rowStart[m], frame: gm.dipoleFrame!,
+                                       dRho: dRho.pointer + rowStart[m])
+            }
+            HohenbergKohnMap.densityBackward(psi: h[0].pointer, dRho: dRho.pointer, rows: rows, dim: dim, dPsi: dA.pointer)
+            backwardOrbitals(p, dPsi: dA.pointer, grad: grad)
+            return
+        }
         dA.reserve(rows * dim); dB.reserve(rows * dim); dC.reserve(rows * dim); ds.reserve(B * dim)
         EnergyFunctional.propertyBackward(dOut: dOut.pointer, s: s.pointer, molecules: B, p: p, offsets: o, dim: dim,
                                           outputs: hyper.outputs, grad: grad, ds: ds.pointer, compute: compute)

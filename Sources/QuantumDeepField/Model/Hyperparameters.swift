@@ -7,6 +7,12 @@ public enum Readout: String, Sendable, CaseIterable {
     case sum
     /// s = mean_i h_i, for intensive properties such as HOMO/LUMO.
     case mean
+    /// No learned readout: the output is |μ| in debye, the dipole moment of the model's own
+    /// density with the nuclei and frozen cores (docs/model.md §20). One output.
+    case dipole
+
+    /// The metadata and command-line values, for messages ("sum, mean or dipole").
+    public static var names: String { "sum, mean or dipole" }
 }
 
 /// The architecture's hyperparameters (docs/model.md §9; metadata keys in §10). A plain
@@ -91,6 +97,9 @@ public struct Hyperparameters: Sendable, Equatable {
         try environment?.validate()
         guard potentialFeatures == 0 || potentialFeatures >= 2 else {
             throw QDFError("the potential input needs at least two Gaussians (got \(potentialFeatures))")
+        }
+        guard operation != .dipole || outputs == 1 else {
+            throw QDFError("the dipole readout has one output, |μ| (got \(outputs))")
         }
         guard potentialFeatures == 0 || layerFunctional >= 1 else {
             throw QDFError("the potential input enters the first functional layer: it needs layer_functional ≥ 1")

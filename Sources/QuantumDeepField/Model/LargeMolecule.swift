@@ -82,6 +82,25 @@ package enum LargeMolecule {
             }
             let scale = LCAO.orbitalScale(electrons: m.electronCount, dim: dim)
             for j in 0..<dim { factor[j] = scale / factor[j] }
+            if hyper.operation == .dipole {
+                // Pass 3 of the dipole readout (§20): ρ = Σ_j ψ² row by row, summing ρ_i (r_i − O).
+                let centre = DipoleReadout.Centre(molecule: m)
+                var electronic = SIMD3<Double>(repeating: 0)
+                chunks { start, c in
+                    orbitalRows(start, c)
+                    scaleColumns(acts[0].pointer, rows: c, cols: dim, ld: dim, by: factor.pointer)
+                    for r in 0..<c {
+                        let row = acts[0].pointer + r * dim
+                        let rho = dot(row, row, count: dim)
+                        let i = start + r
+                        electronic += Double(rho) * (S[i % S.count] + m.positions[i / S.count] - centre.origin)
+                    }
+                }
+                let mu = centre.nuclear - centre.kappa * electronic
+                out[0] = Float((mu * mu).sum().squareRoot() * DipoleReadout.debyePerElectronAngstrom)
+                if let baseline = arch.elementBaseline { out[0] += Float(baseline.offset(m)[0]) }
+                return out.array(1)
+            }
             // Pass 3: ψ through the energy functional, summing the readout.
             let stack = (0...hyper.layerFunctional).map { l in l == 0 ? acts[0].pointer : acts[1 + (l - 1) % 2].pointer }
             let K = hyper.potentialFeatures

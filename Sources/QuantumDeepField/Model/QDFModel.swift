@@ -50,8 +50,11 @@ public struct ModelArchitecture: Sendable, Equatable {
     /// The geometry of a molecule exactly where its positions put it (no frame applied).
     /// A model with the potential input (§19) always has V on the field.
     package func placedGeometry(_ m: Molecule, withPotential: Bool = false) throws -> MoleculeGeometry {
-        try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
-                             withPotential: withPotential || hyper.potentialFeatures > 0, outputOffset: elementBaseline?.offset(m).map(Float.init) ?? [])
+        var g = try MoleculeGeometry(molecule: m, sphere: sphere, basis: hyper.basisSet, dictionary: dictionary,
+                                     withPotential: withPotential || hyper.potentialFeatures > 0,
+                                     outputOffset: elementBaseline?.offset(m).map(Float.init) ?? [])
+        if hyper.operation == .dipole { g.dipoleFrame = DipoleReadout.Frame(molecule: m, sphere: sphere) }
+        return g
     }
 
     /// The frames this model predicts a molecule in: its canonical frames
@@ -257,7 +260,7 @@ public struct QDFModel: Sendable {
             return v
         }
         let op = md["operation"] ?? "sum"
-        guard let readout = Readout(rawValue: op) else { throw QDFError("metadata 'operation' must be sum or mean, not '\(op)'") }
+        guard let readout = Readout(rawValue: op) else { throw QDFError("metadata 'operation' must be \(Readout.names), not '\(op)'") }
         let frameName = md["frame"] ?? "input"
         guard let frame = FrameKind(rawValue: frameName) else {
             throw QDFError("metadata 'frame' must be input or canonical, not '\(frameName)'")

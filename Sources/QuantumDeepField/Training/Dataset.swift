@@ -119,6 +119,14 @@ public struct Dataset: Sendable {
     /// `QDFError`; without dataset.json, sum (the reference's default). `reason` says which.
     public func chooseReadout(requested: Readout?) throws -> (readout: Readout, reason: String, warning: String?) {
         let props = metadata?.properties ?? []
+        if requested == .dipole {
+            // |μ| from the density, in debye: one output, and a dipole moment in debye.
+            guard outputs == 1 else {
+                throw QDFError("the dipole readout predicts one value, |μ|; the data set has \(outputs) per molecule", file: directory)
+            }
+            let warning = unit == "D" ? nil : "the dipole readout predicts |μ| in debye (D); the data set's unit is '\(unit)'"
+            return (.dipole, "readout dipole: |μ| in debye from the model's density, nuclei and frozen cores (--operation dipole; docs/model.md §20)", warning)
+        }
         if let r = requested {
             let other = props.filter { $0.kind.readout != r }
             let warning = other.isEmpty ? nil :

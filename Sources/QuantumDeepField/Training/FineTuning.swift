@@ -49,7 +49,8 @@ public enum FineTuning {
     ///
     /// With `head` `.leastSquares` (the default) the head is then fitted by least squares to
     /// the training molecules (`ReadoutRefit`, always over 2 shares of the molecules, so that
-    /// every MPI rank and every machine computes the same head).
+    /// every MPI rank and every machine computes the same head). With the dipole readout
+    /// (§20) there is no head to fit: the output is the density's |μ| from the start.
     public static func start(from source: QDFModel, sourceName: String, sourceSHA256: String, dataset: Dataset,
                              operation: Readout, elementBaseline: Bool, seed: UInt64,
                              head: Head = .leastSquares) throws -> Start {
@@ -86,7 +87,7 @@ public enum FineTuning {
         }
         model.metadata["init_head"] = head.rawValue
         var fit: ReadoutRefit.Result? = nil
-        if head == .leastSquares {
+        if head == .leastSquares && operation != .dipole {
             let r = try ReadoutRefit.fit(model: model, molecules: dataset.train, workers: 2)
             model.setReadout(weight: r.weight, bias: r.bias)
             fit = r
@@ -113,17 +114,22 @@ extension FineTuning {
     /// by least squares (docs/model.md §6, the readout refit) to `dataset`'s training
     /// molecules, on top of a per-element baseline when `elementBaseline`. Tells in seconds how
     /// much of a property the trained orbitals and functional already hold. `operation` is
-    /// the readout for the property's kind. The element-count baseline alone is reported
-    /// beside it either way.
+    /// the readout for the property's kind; with `.dipole` nothing is fitted: the figures are
+    /// those of |μ| computed from the source's density as it is (docs/model.md §20). The
+    /// element-count baseline alone is reported beside it either way.
     public static func probe(source: QDFModel, sourceName: String, sourceSHA256: String, dataset: Dataset,
                              operation: Readout, elementBaseline: Bool, ridge: Double = 1e-7,
                              workers: Int = defaultWorkers) throws -> ProbeResult {
         let s = try start(from: source, sourceName: sourceName, sourceSHA256: sourceSHA256, dataset: dataset,
                           operation: operation, elementBaseline: elementBaseline, seed: 1729, head: .random)
         var model = s.model
-        let fit = try ReadoutRefit.fit(model: model, molecules: dataset.train, ridge: ridge, workers: workers)
-        model.setReadout(weight: fit.weight, bias: fit.bias)
-        model.metadata["probe"] = "least-squares head on \(fit.molecules) training molecules of \(dataset.name), everything else frozen"
+        if operation == .dipole {
+            model.metadata["probe"] = "the dipole readout: |μ| of the model's density as it is, nothing fitted"
+        } else {
+            let fit = try ReadoutRefit.fit(model: model, molecules: dataset.train, ridge: ridge, workers: workers)
+            model.setReadout(weight: fit.weight, bias: fit.bias)
+            model.metadata["probe"] = "least-squares head on \(fit.molecules) training molecules of \(dataset.name), everything else frozen"
+        }
         var mae = [String: [Double]](), base = [String: [Double]]()
         let baseline = try ElementBaseline.fitWithConstant(dataset.train, outputs: dataset.outputs)
         for (name, ms) in [("train", dataset.train), ("val", dataset.val), ("test", dataset.test)] {

@@ -37,6 +37,9 @@ public enum ReadoutRefit {
                            workers: Int = defaultWorkers,
                            batchSize: Int = 16) throws -> Result {
         let d = model.hyper.dim, P = model.hyper.outputs, n = d + 1
+        guard model.hyper.operation != .dipole else {
+            throw QDFError("the model has the dipole readout (§20): its output is computed from the density, with no learned head to fit")
+        }
         guard !molecules.isEmpty else { throw QDFError("no molecules to fit the readout on") }
         guard batchSize > 0 else { throw QDFError("the batch size must be positive") }
         for m in molecules where m.properties.count != P {

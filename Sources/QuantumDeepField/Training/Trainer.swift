@@ -90,6 +90,14 @@ public struct TrainingOptions: Sendable, Equatable {
         } else if densityWeight > 0 {
             throw QDFError("--density-weight needs --density-targets DIR")
         }
+        if hyper.operation == .dipole {
+            guard !elementBaseline else {
+                throw QDFError("the dipole readout computes |μ| from the density; an element baseline would be added to it (drop --element-baseline)")
+            }
+            guard !freeze.contains(.orbitals) else {
+                throw QDFError("with the dipole readout only the orbitals reach |μ|: freezing them leaves nothing to train")
+            }
+        }
     }
 
     /// As strings for the model and state metadata.
