@@ -82,6 +82,29 @@ struct MPITests {
         #expect(files == ["learning_curve.tsv", "model.safetensors", "predictions_test.tsv", "state.safetensors"], "\(files)")
     }
 
+    @Test("Fine-tuning with frozen orbitals on 2 ranks equals 1 process with 2 workers, bit for bit; the frozen tensors stay the source's",
+          .enabled(if: available, skip))
+    func fineTuningFrozen() throws {
+        let dir = try TemporaryDirectory()
+        let source = try Self.run(ranks: 0, ["train", Self.data, "-o", dir.file("src"), "--epochs", "1"] + Self.small)
+        #expect(source.status == 0, "\(source.stderr)")
+        let args = ["--init-from", dir.file("src/model.safetensors"), "--freeze", "orbitals", "--epochs", "2",
+                    "--batch-size", "8", "--lr", "1e-3"]
+        let single = try Self.run(ranks: 0, ["train", Self.data, "-o", dir.file("single"), "--workers", "2"] + args)
+        #expect(single.status == 0, "\(single.stderr)")
+        let ranks = try Self.run(ranks: 2, ["train", Self.data, "-o", dir.file("ranks"), "--workers", "1"] + args)
+        #expect(ranks.status == 0, "\(ranks.stderr)")
+        #expect(ranks.stderr.contains("data parallel: 2 ranks") && ranks.stderr.contains("frozen: orbitals"), "\(ranks.stderr)")
+        #expect(try Self.parameters(dir.file("single")) == Self.parameters(dir.file("ranks")))
+        #expect(try Self.curve(dir.file("single")) == Self.curve(dir.file("ranks")))
+        let src = try QDFModel.load(path: dir.file("src/model.safetensors"))
+        let tuned = try QDFModel.load(path: dir.file("ranks/model.safetensors"))
+        for e in tuned.layout.entries where FrozenParts.orbitals.freezes(tensor: e.name) {
+            #expect(tuned.tensor(e.name) == src.tensor(e.name), "\(e.name) changed although frozen")
+        }
+        #expect(tuned.tensor("W_functional.0.weight") != src.tensor("W_functional.0.weight"))
+    }
+
     @Test("Sharded prediction writes the single-process file byte for byte (2 ranks; 3 ranks with uneven shares, in the canonical frame)",
           .enabled(if: available, skip))
     func prediction() throws {
