@@ -26,10 +26,15 @@ its neighbours):
                           (Behler's cutoff, as SchNetPack applies it to SchNet's filters)
   shifted softplus        ssp(x) = ln(½ e^x + ½) = softplus(x) - ln 2
   interaction block       v_i = Dense(ssp(Dense(cfconv(Dense(x)))))_i ;  x_i ← x_i + v_i  (×6)
-  output                  E = Σ_Z n_Z b_Z + Σ_i Dense_64→1(ssp(Dense_128→64(x_i)))
+  output (sum, default)   E = Σ_Z n_Z b_Z + Σ_i Dense_64→1(ssp(Dense_128→64(x_i)))
+  output (mean)           P = b̄ + (1/n) Σ_i Dense_64→1(ssp(Dense_128→64(x_i)))   (n real atoms)
 
 where b_Z is a per-element baseline fitted by linear least squares on the training set
-(E ≈ Σ_a b_{Z_a}) and subtracted from the targets; the network learns the remainder.
+(E ≈ Σ_a b_{Z_a}) and subtracted from the targets; the network learns the remainder. The
+sum suits extensive properties (energies, α, Cv), which grow with the molecule; intensive
+ones (μ, HOMO, LUMO, gap) take the mean over the atoms, as SchNetPack does for them, with
+the training set's mean value b̄ as the baseline (--aggregation; by default from the data
+set's dataset.json, "kind": "intensive" → mean, "extensive" → sum; without it, sum).
 Neighbour lists are full: every pair i ≠ j of a molecule within r_c (molecules are small:
 all pairwise distances of a zero-padded batch are computed and masked). Since the filter
 depends on the distance only, W(r_ij) = W(r_ji) is computed once per pair and used in both
@@ -40,7 +45,8 @@ learning rate over the budget (wall-clock, or CPU seconds with --budget-clock cp
 after every epoch; the parameters with the best validation MAE are kept (chosen on
 validation only) and predict the test set and any --extra file at the end.
 
-usage:  schnet.py DATASET_DIR OUT_DIR [--budget 30m] [--budget-clock wall|cpu] [--extra FILE]... [--seed S] [--threads N]
+usage:  schnet.py DATASET_DIR OUT_DIR [--budget 30m] [--budget-clock wall|cpu] [--aggregation sum|mean]
+                  [--unit U] [--extra FILE]... [--seed S] [--threads N]
         schnet.py --resume OUT_DIR [--threads N] [--budget TOTAL] [--extra FILE]...
         schnet.py --self-test
 """
@@ -69,7 +75,10 @@ MAX_Z = len(SYMBOLS)  # size of the embedding table
 
 DEFAULTS = dict(budget="30m", budget_clock="wall", seed=1, threads=2, features=128, interactions=6, gaussians=50,
                 cutoff=5.0, gamma=10.0, readout_hidden=64, lr=5e-4, lr_floor=0.0, batch=32,
-                eval_batch=100, unit="eV")
+                eval_batch=100, unit="eV", aggregation="sum")
+# unit and aggregation: when not given, from the data set's dataset.json if it has one
+# (dataset_defaults), else these.
+AGGREGATIONS = ("sum", "mean")
 
 
 # ----------------------------------------------------------------------------------------
@@ -140,7 +149,8 @@ def read_qdf_text(path):
 
 class PaddedSet:
     """Molecules as zero-padded tensors: Z [M, N] (0 = no atom), R [M, N, 3] (Å, float32),
-    the number of atoms [M], the targets [M] (float64) and their per-element baseline [M]."""
+    the number of atoms [M], the targets [M] (float64) and their baseline [M] (per-element
+    sum or the training-set mean)."""
 
     def __init__(self, molecules, baseline):
         self.molecules = molecules
@@ -189,6 +199,68 @@ class ElementBaseline:
         if missing:
             print(f"warning: elements without a baseline (not in the training set): {sorted(missing)}", file=sys.stderr)
         return np.array([sum(self.b.get(SYMBOLS[int(z)], 0.0) for z in x.z) for x in molecules])
+
+    def describe(self, unit):
+        return f"per-element baseline ({unit}): " + ", ".join(f"{s} {b:.4f}" for s, b in self.b.items())
+
+
+class MeanBaseline:
+    """P ≈ b̄: one constant, the mean value of the training set (the baseline of the mean
+    readout, for intensive properties). Stored as the checkpoint stores the per-element
+    baseline, a dict of floats: {"mean": b̄}."""
+
+    KEY = "mean"
+
+    def __init__(self, coefficients):
+        self.b = dict(coefficients)
+        if set(self.b) != {self.KEY}:
+            sys.exit(f"error: a mean baseline is {{'{self.KEY}': value}}, found keys {sorted(self.b)}")
+
+    @staticmethod
+    def fit(molecules):
+        return MeanBaseline({MeanBaseline.KEY: float(np.mean([x.value for x in molecules]))})
+
+    def predict(self, molecules):
+        return np.full(len(molecules), self.b[self.KEY], dtype=np.float64)
+
+    def describe(self, unit):
+        return f"baseline: the training-set mean, {self.b[self.KEY]:.4f} {unit}"
+
+
+BASELINES = {"sum": ElementBaseline, "mean": MeanBaseline}
+
+
+def dataset_defaults(folder):
+    """What the data set's dataset.json (written by `qdf dataset`, see
+    Sources/QuantumDeepField/Training/DatasetMetadata.swift) says of its values: a dict with
+    "aggregation" (intensive → mean, extensive → sum) and "unit" (when all properties share
+    one), or {} when the folder has no dataset.json. Exits with a message for a file that is
+    not such a description or that mixes extensive and intensive properties."""
+    path = os.path.join(folder, "dataset.json")
+    if not os.path.isfile(path):
+        return {}
+    hint = "(or give --aggregation and --unit)"
+    try:
+        with open(path) as f:
+            top = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {path}: cannot read it: {e} {hint}")
+    props = top.get("properties") if isinstance(top, dict) else None
+    if not isinstance(props, list) or not props or not all(isinstance(p, dict) for p in props):
+        sys.exit(f"error: {path}: expected a non-empty \"properties\" list of objects {hint}")
+    kinds = [p.get("kind") for p in props]
+    bad = [k for k in kinds if k not in ("extensive", "intensive")]
+    if bad:
+        sys.exit(f"error: {path}: kind must be extensive or intensive, found {bad[0]!r} {hint}")
+    if len(set(kinds)) > 1:
+        sys.exit(f"error: {path}: the properties mix extensive and intensive kinds; one readout cannot suit both "
+                 f"{hint}")
+    out = dict(aggregation="mean" if kinds[0] == "intensive" else "sum",
+               kind=kinds[0], names=[str(p.get("name", "?")) for p in props])
+    units = {p.get("unit") for p in props}
+    if len(units) == 1 and isinstance(next(iter(units)), str) and next(iter(units)).strip():
+        out["unit"] = next(iter(units))
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -258,12 +330,16 @@ class Interaction(nn.Module):
 
 
 class SchNet(nn.Module):
-    """Energy (minus the per-element baseline) of zero-padded molecules Z [B, N], R [B, N, 3]
-    (Z = 0: no atom). Padding atoms are in no pair and left out of the sum."""
+    """Energy (minus the baseline) of zero-padded molecules Z [B, N], R [B, N, 3] (Z = 0: no
+    atom): the sum of the atom-wise outputs (aggregation "sum") or their mean over the
+    molecule's real atoms ("mean"). Padding atoms are in no pair and left out of both."""
 
     def __init__(self, features=128, interactions=6, gaussians=50, cutoff=5.0, gamma=10.0,
-                 readout_hidden=64):
+                 readout_hidden=64, aggregation="sum"):
         super().__init__()
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, not {aggregation!r}")
+        self.aggregation = aggregation   # not a parameter: state dicts are the same for both
         self.cutoff = cutoff
         self.embedding = nn.Embedding(MAX_Z, features, padding_idx=0)
         self.rbf = GaussianRBF(gaussians, cutoff, gamma)
@@ -286,7 +362,11 @@ class SchNet(nn.Module):
         for block in self.interactions:
             x = x + block(x, rbf, cut, i, j)
         e_atom = self.readout2(self.readout1(x)).view(B, N)                 # atom-wise energies
-        return (e_atom * atom.to(e_atom.dtype)).sum(dim=1)                  # sum readout
+        mask = atom.to(e_atom.dtype)
+        total = (e_atom * mask).sum(dim=1)                                  # sum readout
+        if self.aggregation == "mean":                                      # mean over the real atoms
+            return total / mask.sum(dim=1).clamp(min=1.0)
+        return total
 
 
 # ----------------------------------------------------------------------------------------
@@ -414,6 +494,10 @@ def run(cli):
             sys.exit(f"error: {ckpt_path} not found")
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         args = ckpt["args"]
+        # A checkpoint written before --aggregation existed is a sum run (per-element baseline).
+        if "aggregation" not in args:
+            args["aggregation"] = "sum"
+            args["aggregation_from"] = "a checkpoint written before --aggregation existed: sum"
         # What may change on resume: the threads, the total budget, more extra files.
         if cli.threads is not None:
             args["threads"] = cli.threads
@@ -432,6 +516,15 @@ def run(cli):
         ckpt = None
         args = {k: (getattr(cli, k) if getattr(cli, k) is not None else v) for k, v in DEFAULTS.items()}
         args["dataset"] = os.path.abspath(cli.dataset)
+        # Not given: the aggregation and the unit the data set's dataset.json implies.
+        meta = dataset_defaults(args["dataset"]) if cli.aggregation is None or cli.unit is None else {}
+        if cli.aggregation is None and "aggregation" in meta:
+            args["aggregation"] = meta["aggregation"]
+        if cli.unit is None and "unit" in meta:
+            args["unit"] = meta["unit"]
+        args["aggregation_from"] = ("given: --aggregation" if cli.aggregation is not None else
+                                    f"from dataset.json: {', '.join(meta['names'])} {meta['kind']}" if meta
+                                    else "the default: no dataset.json")
         args["extra"] = [os.path.abspath(p) for p in cli.extra]
     budget = parse_budget(args["budget"])
     for f in [os.path.join(args["dataset"], f"{s}.txt") for s in ("train", "val", "test")] + args["extra"]:
@@ -440,9 +533,11 @@ def run(cli):
     torch.set_num_threads(args["threads"])
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
 
-    # Data and the per-element baseline (fitted on the training set only).
+    # Data and the baseline (fitted on the training set only): per-element for the sum
+    # readout, the mean value for the mean readout.
     raw = {s: read_qdf_text(os.path.join(args["dataset"], f"{s}.txt")) for s in ("train", "val", "test")}
-    baseline = ElementBaseline.fit(raw["train"]) if ckpt is None else ElementBaseline(ckpt["baseline"])
+    Baseline = BASELINES[args["aggregation"]]
+    baseline = Baseline.fit(raw["train"]) if ckpt is None else Baseline(ckpt["baseline"])
     data = {s: PaddedSet(ms, baseline) for s, ms in raw.items()}
     extras = [(name, PaddedSet(read_qdf_text(p), baseline))
               for name, p in zip(extra_names(args["extra"]), args["extra"])]
@@ -451,13 +546,15 @@ def run(cli):
     os.makedirs(out, exist_ok=True)
     log(f"molecules: train {len(data['train'])}, val {len(data['val'])}, test {len(data['test'])}"
         + "".join(f", {n} {len(d)}" for n, d in extras))
-    log("per-element baseline (eV): " + ", ".join(f"{s} {b:.4f}" for s, b in baseline.b.items()))
+    log(f"aggregation: {args['aggregation']} over the atoms"
+        + (f" ({args['aggregation_from']})" if "aggregation_from" in args else "") + f"; unit {args['unit']}")
+    log(baseline.describe(args["unit"]))
     log("baseline-only MAE: " + ", ".join(f"{s} {v:.4f}" for s, v in base_mae.items()) + f" {args['unit']}")
 
     # Model, optimizer, the random streams (all from one seed).
     torch.manual_seed(args["seed"])
     model = SchNet(args["features"], args["interactions"], args["gaussians"], args["cutoff"],
-                   args["gamma"], args["readout_hidden"])
+                   args["gamma"], args["readout_hidden"], args["aggregation"])
     optimizer = torch.optim.Adam(model.parameters(), lr=args["lr"])
     rng = np.random.default_rng(args["seed"])
     n_params = sum(p.numel() for p in model.parameters())
@@ -569,11 +666,14 @@ def run(cli):
                              gamma_per_angstrom2=args["gamma"], cutoff_angstrom=args["cutoff"],
                              cutoff_function="cosine", activation="shifted softplus",
                              filter_network=f"{args['gaussians']}->{args['features']}->{args['features']}, ssp after each",
-                             readout=f"{args['features']}->{args['readout_hidden']}->1 atom-wise, sum",
-                             baseline="per-element linear least squares on the training set",
+                             readout=f"{args['features']}->{args['readout_hidden']}->1 atom-wise, {args['aggregation']}",
+                             aggregation=args["aggregation"],
+                             baseline=("per-element linear least squares on the training set" if args["aggregation"] == "sum"
+                                       else "the mean value of the training set (a constant)"),
                              optimizer="Adam", lr=args["lr"], lr_schedule=f"cosine over the budget ({args.get('budget_clock', 'wall')} clock)",
                              lr_floor=args["lr_floor"], batch=args["batch"], loss="mean squared error",
                              dtype="float32", parameters=n_params),
+        aggregation_from=args.get("aggregation_from", "unknown"),
         seed=args["seed"], threads=args["threads"], budget_seconds=budget, budget_clock=args.get("budget_clock", "wall"), dataset=args["dataset"],
         extra_files=dict(zip(extra_names(args["extra"]), args["extra"])),
         molecules={s: len(d) for s, d in data.items()} | {n: len(d) for n, d in extras},
@@ -581,7 +681,8 @@ def run(cli):
         batches=st["batches"], seconds=round(st["elapsed"], 1), sessions=st["sessions"],
         best_epoch=st["best_epoch"], val_mae_best=st["best_mae"],
         mae={k: v for k, v in maes.items()}, baseline_only_mae=base_mae,
-        baseline_eV=baseline.b, unit=args["unit"], predict_seconds=round(predict_seconds, 2),
+        **({"baseline_eV": baseline.b} if args["aggregation"] == "sum" else {"baseline_mean": baseline.b[MeanBaseline.KEY]}),
+        unit=args["unit"], predict_seconds=round(predict_seconds, 2),
         torch=torch.__version__, numpy=np.__version__, python=platform.python_version(),
         cpu_model=cpu_name, cpu_family=cpu_family,
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
@@ -691,6 +792,60 @@ H 0.6952957263 -1.4017956761 -1.2014849452
     check("per-element least squares", all(abs(fit.b[SYMBOLS[k]] - v) < 1e-8 for k, v in b_true.items()),
           ", ".join(f"{s} {v:.4f}" for s, v in fit.b.items()))
 
+    # The mean readout (intensive properties): the same weights, the mean over the real atoms.
+    model_mean = SchNet(aggregation="mean").eval()
+    model_mean.load_state_dict(model.state_dict())
+    model64_mean = SchNet(aggregation="mean").to(dtype).eval()
+    model64_mean.load_state_dict(model.state_dict())
+    m0 = energy(model_mean, z, pos)
+    check("mean readout = sum / number of atoms", abs(m0 - e0 / len(z)) < 1e-5 * max(1.0, abs(m0)),
+          f"mean {m0:.6f}, sum/n {e0 / len(z):.6f}")
+    m1 = energy(model_mean, z2, pos2)
+    check("mean readout: rotation + translation + permutation (float32)", abs(m1 - m0) < 1e-5 * max(1.0, abs(m0)),
+          f"{m0:.6f} vs {m1:.6f}")
+    md0, md1 = energy(model64_mean, z, pos, dtype), energy(model64_mean, z2, pos2, dtype)
+    check("mean readout: rotation + translation + permutation (float64)", abs(md1 - md0) < 1e-12 * max(1.0, abs(md0)),
+          f"|ΔP| {abs(md1 - md0):.2e}")
+    # Two copies of ethanol 20 Å apart (> r_c) as one "molecule": the mean is that of one
+    # copy, the sum twice it. The second copy turned and permuted, to be sure.
+    far = np.array([20.0, 0.0, 0.0])
+    zd, pd = np.concatenate([z, z2]), np.concatenate([pos, pos2 - pos2.mean(0) + pos.mean(0) + far])
+    md2 = energy(model64_mean, zd, pd, dtype)
+    ed, ed2 = energy(model64, z, pos, dtype), energy(model64, zd, pd, dtype)
+    check("mean readout: a duplicate beyond the cutoff leaves it unchanged", abs(md2 - md0) < 1e-10 * max(1.0, abs(md0)),
+          f"{md0:.8f} vs {md2:.8f} (sum readout: {ed:.6f} → {ed2:.6f}, ratio {ed2 / ed:.6f})")
+    check("sum readout: the duplicate doubles it", abs(ed2 - 2 * ed) < 1e-10 * max(1.0, abs(ed)), f"ratio {ed2 / ed:.8f}")
+    mb = model_mean(Z, R).detach()
+    check("mean readout: zero padding in a batch (padding not counted)",
+          abs(float(mb[0]) - m0) < 1e-5 * max(1.0, abs(m0))
+          and abs(float(mb[1]) - energy(model_mean, zb, pb)) < 1e-5 * max(1.0, abs(float(mb[1]))),
+          f"{float(mb[0]):.6f} vs {m0:.6f}")
+    check("mean and sum models share one state dict", set(model_mean.state_dict()) == set(model.state_dict()), "")
+    mfit = MeanBaseline.fit(mols)
+    mean_true = float(np.mean([x.value for x in mols]))
+    check("mean baseline: the training-set mean, stored as {'mean': b}",
+          set(mfit.b) == {"mean"} and abs(mfit.b["mean"] - mean_true) < 1e-9
+          and np.allclose(MeanBaseline(dict(mfit.b)).predict(mols[:3]), mean_true), f"{mfit.b}")
+
+    # The default aggregation and unit from dataset.json (qdf's format), sum without it.
+    folder = f"/tmp/schnet-self-test-{os.getpid()}"
+    os.makedirs(folder)
+    try:
+        found = [dataset_defaults(folder)]
+        for kind, unit in (("intensive", "eV"), ("extensive", "bohr^3")):
+            with open(os.path.join(folder, "dataset.json"), "w") as f:
+                f.write('{\n  "format": "qdf-dataset 1",\n  "source": "",\n  "properties": [\n'
+                        f'    {{"name": "x", "meaning": "", "unit": "{unit}", "kind": "{kind}"}}\n  ]\n}}\n')
+            found.append(dataset_defaults(folder))
+    finally:
+        for f in os.listdir(folder):
+            os.remove(os.path.join(folder, f))
+        os.rmdir(folder)
+    check("aggregation and unit from dataset.json", found[0] == {}
+          and (found[1]["aggregation"], found[1]["unit"]) == ("mean", "eV")
+          and (found[2]["aggregation"], found[2]["unit"]) == ("sum", "bohr^3"),
+          "none → default; " + "; ".join(f"{d['kind']} → {d['aggregation']}, {d['unit']}" for d in found[1:]))
+
     # Budget parsing and the schedule.
     check("budget suffixes", [parse_budget(s) for s in ("90", "90s", "30m", "1.5h")] == [90, 90, 1800, 5400], "")
     a = dict(lr=5e-4, lr_floor=0.0)
@@ -725,7 +880,12 @@ def main():
     p.add_argument("--lr-floor", type=float, help="learning rate at the end of the budget (default 0)")
     p.add_argument("--batch", type=int, help="molecules per batch (default 32)")
     p.add_argument("--eval-batch", type=int, help="molecules per batch when predicting (default 100)")
-    p.add_argument("--unit", help="unit of the property, for the file headers (default eV)")
+    p.add_argument("--aggregation", choices=AGGREGATIONS,
+                   help="readout over the atoms: sum (extensive properties; per-element baseline) or mean "
+                        "(intensive ones: μ, HOMO, LUMO, gap; the training-set mean as baseline). Default: "
+                        "from DATASET_DIR/dataset.json (intensive → mean, extensive → sum), else sum")
+    p.add_argument("--unit", help="unit of the property, for the logs and file headers (default: from "
+                                  "DATASET_DIR/dataset.json, else eV)")
     cli = p.parse_args()
     if cli.self_test:
         torch.set_num_threads(1)
