@@ -92,6 +92,21 @@ struct TrainingTests {
         #expect(memory.evaluationModel.metadata["dataset"] == "toy_energy_eV")
     }
 
+    @Test("A diverging trainer in memory says that nothing was kept; one with a run folder names its checkpoint")
+    func divergenceMessage() throws {
+        let dir = try TemporaryDirectory()
+        let data = try Dataset.load(directory: try Self.writeDataset(dir))
+        var o = try Self.smallOptions(epochs: 2)
+        o.learningRate = 1e6
+        func message(_ t: Trainer) -> String {
+            do { _ = try t.train(); return "" } catch let e as QDFError { return e.message } catch { return "\(error)" }
+        }
+        let memory = message(try Trainer(dataset: data, options: o))
+        #expect(memory.contains("diverged") && memory.contains("no longer usable") && !memory.contains("checkpoint in the run folder"), "\(memory)")
+        let folder = message(try Trainer(dataset: data, options: o, runDirectory: dir.file("run")))
+        #expect(folder.contains("diverged") && folder.contains("the last good checkpoint in the run folder is kept"), "\(folder)")
+    }
+
     @Test("Resume after epoch k, and after an interruption mid-epoch, gives the same parameters bit for bit")
     func resume() throws {
         let dir = try TemporaryDirectory()

@@ -420,12 +420,18 @@ public final class Trainer {
         }
     }
 
+    /// What a divergence leaves: the run folder's last checkpoint, or (in memory) nothing usable.
+    private var keptAfterDivergence: String {
+        run == nil ? "the trainer's parameters are no longer usable (it writes no checkpoint in memory)"
+                   : "the last good checkpoint in the run folder is kept (\(epoch == 0 ? "the initial one" : "epoch \(epoch - 1)"))"
+    }
+
     private var budgetReached: Bool { options.timeBudget.map { elapsedSeconds >= $0 } ?? false }
 
     /// Runs epochs until `options.epochs`, or until `shouldStop` answers true after a batch
     /// (then a checkpoint is written). Each epoch writes the learning curve, test predictions,
     /// model and state atomically. Throws `QDFError` (file: the run folder) when a loss or
-    /// the validation MAE is not finite, keeping the last good checkpoint; I/O errors pass through.
+    /// the validation MAE is not finite, keeping the last good checkpoint of a run folder; I/O errors pass through.
     public func train(shouldStop: () -> Bool = { false }, report: (TrainingEvent) -> Void = { _ in }) throws -> TrainingOutcome {
         let n = dataset.train.count
         let B = options.batchSize
@@ -459,7 +465,7 @@ public final class Trainer {
             }
             let lastEpoch = epoch + 1 == options.epochs || outOfTime
             guard partialLossE.isFinite, partialLossV.isFinite else {
-                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(partialLossE), Loss_V \(partialLossV)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run?.path)
+                throw QDFError("training diverged in epoch \(epoch) (Loss_E \(partialLossE), Loss_V \(partialLossV)); \(keptAfterDivergence) — try a smaller learning rate (--lr)", file: run?.path)
             }
             var evaluated: (record: EpochRecord, rows: [Prediction])? = nil
             if lastEpoch || (epoch + 1) % options.evalEvery == 0 {
@@ -469,7 +475,7 @@ public final class Trainer {
                 let test = try evaluate(testGeometry, molecules: dataset.test)
                 partialSeconds += clock() - evalStart
                 guard maeVal.isFinite else {
-                    throw QDFError("training diverged in epoch \(epoch) (validation MAE \(maeVal)); the last good checkpoint (epoch \(epoch - 1)) is kept — try a smaller --lr", file: run?.path)
+                    throw QDFError("training diverged in epoch \(epoch) (validation MAE \(maeVal)); \(keptAfterDivergence) — try a smaller learning rate (--lr)", file: run?.path)
                 }
                 evaluated = (EpochRecord(epoch: epoch, seconds: elapsedBefore + partialSeconds, lossE: partialLossE,
                                          lossV: partialLossV, maeVal: maeVal, maeTest: test.mae), test.rows)
@@ -516,7 +522,7 @@ public final class Trainer {
     private func checked(_ lossE: Double, _ lossV: Double) throws -> (Double, Double) {
         average?.update(with: model.parameters)
         if !lossE.isFinite || !lossV.isFinite {
-            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); the last good checkpoint is kept — try a smaller --lr", file: run?.path)
+            throw QDFError("training diverged in epoch \(epoch), batch \(nextBatch + 1) (Loss_E \(lossE), Loss_V \(lossV)); \(keptAfterDivergence) — try a smaller learning rate (--lr)", file: run?.path)
         }
         return (lossE, lossV)
     }
