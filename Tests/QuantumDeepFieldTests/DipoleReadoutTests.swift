@@ -24,7 +24,7 @@ struct DipoleReadoutTests {
         // CO: the frozen 1s² cores stay on the nuclei; the grid holds 10 of 14 electrons (κ = 10/14).
         let co = Molecule(id: "co", atomicNumbers: [6, 8], positions: [SIMD3(0, 0, 0), SIMD3(1.128, 0, 0)])
         let g = DipoleReadout.Frame(molecule: co, sphere: Self.sphere)
-        #expect(abs(g.kappa - 10.0 / 14.0) < 1e-12)
+        #expect(abs(g.centre.kappa - 10.0 / 14.0) < 1e-12)
         // ρ as 4 valence electrons on C and 6 on O (scaled to Σρ = 14): a neutral-atom density, no dipole.
         let m = Self.sphere.count
         let r = (0..<(2 * m)).map { i in Float(i < m ? 4.0 : 6.0) * 14 / 10 / Float(m) }
@@ -85,6 +85,12 @@ struct DipoleReadoutTests {
         return model
     }
 
+    /// `model(environment:)` with `molecules()` and their geometries.
+    static func fixture(environment: Bool) throws -> (QDFModel, [Molecule], [MoleculeGeometry]) {
+        let model = try Self.model(environment: environment), ms = molecules()
+        return (model, ms, try ms.map { try model.geometry($0) })
+    }
+
     /// |μ| in debye in Float64 from the plain-loop reference's ψ, written from the equation
     /// with the origin at (0, 0, 0) rather than the centre of charge (the result must not
     /// depend on it) and the cores counted here: 2 electrons for Li–Ne, none for H.
@@ -108,9 +114,7 @@ struct DipoleReadoutTests {
     @Test("The engine's |μ| equals a Float64 computation from the plain-loop ψ; the chunked large-molecule path agrees",
           arguments: [false, true])
     func engineForward(environment: Bool) throws {
-        let model = try Self.model(environment: environment)
-        let ms = Self.molecules()
-        let geoms = try ms.map { try model.geometry($0) }
+        let (model, ms, geoms) = try Self.fixture(environment: environment)
         let predicted = Engine(model: model).predict(geoms, parameters: model.parameters)
         let reference = DoubleReference(model)
         for (k, m) in ms.enumerated() {
@@ -125,9 +129,7 @@ struct DipoleReadoutTests {
     @Test("Loss_E through the dipole readout: the orbital gradients match central differences of the Float64 loss; nothing else has one",
           arguments: [false, true])
     func engineGradient(environment: Bool) throws {
-        let model = try Self.model(environment: environment)
-        let ms = Self.molecules()
-        let geoms = try ms.map { try model.geometry($0) }
+        let (model, ms, geoms) = try Self.fixture(environment: environment)
         var reference = DoubleReference(model)
         func loss() -> Double {
             zip(geoms, ms).reduce(0.0) { s, gm in

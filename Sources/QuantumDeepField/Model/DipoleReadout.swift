@@ -23,21 +23,17 @@ package enum DipoleReadout {
     /// Debye per e·Å (e = 1.602176634e-19 C, Å = 1e-10 m, D = 1e-21/c C·m).
     package static let debyePerElectronAngstrom = 4.803204
 
-    /// The frame of one molecule: field points relative to the centre of nuclear charge O and
-    /// the nuclear part of μ (e·Å).
+    /// The frame of one molecule: its `Centre` and the field points relative to O.
     package struct Frame: Sendable {
+        /// O, the nuclear part of μ and κ.
+        package var centre: Centre
         /// r_i − O for every field point, in field order (atom by atom, sphere by sphere).
         package var points: [SIMD3<Double>]
-        /// Σ_a (Z_a − c_a)(R_a − O).
-        package var nuclear: SIMD3<Double>
-        /// κ = (N_e − N_core)/N_e.
-        package var kappa: Double
 
         /// The frame of `molecule` (positions as placed for the model) on `sphere` (§2).
         package init(molecule m: Molecule, sphere: [SIMD3<Double>]) {
             let c = Centre(molecule: m)
-            nuclear = c.nuclear
-            kappa = c.kappa
+            centre = c
             points = []
             points.reserveCapacity(m.positions.count * sphere.count)
             for r in m.positions { for s in sphere { points.append(r + s - c.origin) } }
@@ -70,19 +66,26 @@ package enum DipoleReadout {
             self.nuclear = nuclear
             kappa = total > 0 ? (total - Double(core)) / total : 0
         }
+
+        /// μ (e·Å) for the electronic sum Σ_i ρ_i (r_i − O).
+        package func dipole(electronic: SIMD3<Double>) -> SIMD3<Double> { nuclear - kappa * electronic }
+    }
+
+    /// |μ| in debye of μ in e·Å.
+    package static func debye(_ mu: SIMD3<Double>) -> Double {
+        (mu * mu).sum().squareRoot() * debyePerElectronAngstrom
     }
 
     /// μ (e·Å) of a molecule with density `rho` (one value per field point, model units).
     package static func vector(rho: UnsafePointer<Float>, frame f: Frame) -> SIMD3<Double> {
         var electronic = SIMD3<Double>(repeating: 0)
         for (i, p) in f.points.enumerated() { electronic += Double(rho[i]) * p }
-        return f.nuclear - f.kappa * electronic
+        return f.centre.dipole(electronic: electronic)
     }
 
     /// |μ| in debye.
     package static func magnitude(rho: UnsafePointer<Float>, frame f: Frame) -> Double {
-        let mu = vector(rho: rho, frame: f)
-        return (mu * mu).sum().squareRoot() * debyePerElectronAngstrom
+        debye(vector(rho: rho, frame: f))
     }
 
     /// Adds d|μ|·∂|μ|/∂ρ_i to `dRho` (one value per field point) for the upstream gradient
@@ -92,7 +95,7 @@ package enum DipoleReadout {
         let mu = vector(rho: rho, frame: f)
         let norm = (mu * mu).sum().squareRoot()
         guard norm > 0 else { return }
-        let g = -dMagnitude * debyePerElectronAngstrom * f.kappa / norm
+        let g = -dMagnitude * debyePerElectronAngstrom * f.centre.kappa / norm
         for (i, p) in f.points.enumerated() { dRho[i] += Float(g * (mu * p).sum()) }
     }
 }

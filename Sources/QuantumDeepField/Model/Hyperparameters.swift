@@ -12,7 +12,9 @@ public enum Readout: String, Sendable, CaseIterable {
     case dipole
 
     /// The metadata and command-line values, for messages ("sum, mean or dipole").
-    public static var names: String { "sum, mean or dipole" }
+    public static var names: String {
+        allCases.dropLast().map(\.rawValue).joined(separator: ", ") + " or " + allCases.last!.rawValue
+    }
 }
 
 /// The architecture's hyperparameters (docs/model.md §9; metadata keys in §10). A plain

@@ -96,8 +96,7 @@ package enum LargeMolecule {
                         electronic += Double(rho) * (S[i % S.count] + m.positions[i / S.count] - centre.origin)
                     }
                 }
-                let mu = centre.nuclear - centre.kappa * electronic
-                out[0] = Float((mu * mu).sum().squareRoot() * DipoleReadout.debyePerElectronAngstrom)
+                out[0] = Float(DipoleReadout.debye(centre.dipole(electronic: electronic)))
                 if let baseline = arch.elementBaseline { out[0] += Float(baseline.offset(m)[0]) }
                 return out.array(1)
             }
