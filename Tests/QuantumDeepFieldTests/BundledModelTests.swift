@@ -14,10 +14,13 @@ struct BundledModelTests {
         try runProcess(InterruptionTests.qdf, args, environment: environment)
     }
 
-    @Test("The bundled model loads with the default architecture and a model card in its metadata")
+    @Test("The bundled model (v3) loads: the default widths, the orbital environment, the canonical frame, a model card in its metadata")
     func loads() throws {
         let b = try BundledModel.load()
         #expect(b.model.hyper.dim == 250 && b.model.hyper.layerFunctional == 3 && b.model.hyper.layerHK == 3)
+        #expect(b.model.hyper.environment == EnvironmentShape(layers: 3) && b.model.hyper.potentialFeatures == 0)
+        #expect(b.model.hyper.frame == .canonical && b.model.metadata["hk_map"] == "true")
+        #expect(b.model.metadata["model_name"] == "qdf-qm9under14atoms v3")
         #expect(b.model.hyper.basisSet.name == "6-31G")
         #expect(b.model.metadata["unit"] == "eV")
         #expect(b.model.metadata["train_atoms"] == "3-14")

@@ -1,12 +1,12 @@
 // The training recipes as values (docs/training.md): the reference (the published recipe)
-// and fast (bundled model v2's). `qdf train --recipe` starts from one of them and applies the
-// options given explicitly.
+// and fast (the bundled models': v2's, and v3's with the orbital environment added).
+// `qdf train --recipe` starts from one of them and applies the options given explicitly.
 
 /// A named starting point for `TrainingOptions`.
 public enum TrainingRecipe: String, Sendable, CaseIterable {
     /// The published recipe: StepLR from lr 1e-4, every epoch evaluated (`TrainingOptions.reference`).
     case reference
-    /// Bundled model v2's recipe (`TrainingOptions.fast`; docs/training.md, docs/model-card.md).
+    /// The bundled models' recipe (`TrainingOptions.fast`; v3 adds `--environment-layers 3`; docs/training.md, docs/model-card.md).
     case fast
 
     /// The options of this recipe.
@@ -24,7 +24,7 @@ extension TrainingOptions {
     /// no warm-up, time budget, EMA or element baseline.
     public static var reference: TrainingOptions { TrainingOptions() }
 
-    /// Bundled model v2's recipe (docs/training.md): the reference architecture in the
+    /// The bundled models' recipe (docs/training.md; v3 adds the orbital environment): the reference architecture in the
     /// canonical frame, lr 3e-4 with 1 warm-up epoch and a cosine decay to 1e-5 over a
     /// 2.5 h time budget (wall clock), an EMA of the parameters (decay 0.9995), per-element
     /// reference values, evaluation every 5 epochs.
