@@ -84,10 +84,11 @@ struct ChemistryCheckTests {
         let obxyz = try Self.prediction([f("aspirin_obabel.xyz")])     // Open Babel from the SDF
         let pdb = try Self.prediction([f("aspirin.pdb")])              // RDKit, 3 decimals
         // V2000 keeps 4 decimals: atoms move by up to 5e-5 Å, which moves the bundled model's
-        // prediction by up to a few 1e-4 eV (0.0005 Å of jitter moves it by ~2e-3 eV).
+        // prediction by up to a few 1e-4 eV; PDB's 3 decimals (0.0005 Å of jitter) move v3's by
+        // ~2e-3 eV (2.05e-3 measured; v2's by ~2e-3 too).
         #expect(abs(v3000 - xyz) < 5e-4 && abs(v2000 - xyz) < 5e-4, "\(v3000) \(v2000) \(xyz)")
         #expect(abs(mol2 - v2000) < 1e-5 && abs(obxyz - v2000) < 1e-5, "\(mol2) \(obxyz) \(v2000)")
-        #expect(abs(pdb - xyz) < 2e-3, "\(pdb) vs \(xyz)")
+        #expect(abs(pdb - xyz) < 4e-3, "\(pdb) vs \(xyz)")
         // Several molecules per file: mol2 sections and PDB MODELs, named from the files.
         let m2 = try readMolecules(f("two.mol2")), p2 = try readMolecules(f("two.pdb"))
         #expect(m2.map(\.id) == ["aspirin", "benzene"] && p2.map(\.id) == ["aspirin", "benzene"])
@@ -112,7 +113,7 @@ struct ChemistryCheckTests {
         for name in ["aspirin.sdf", "aspirin.xyz", "aspirin.pdb", "aspirin.mol2", "aspirin_v3000.sdf"] {
             let data = try Data(contentsOf: URL(fileURLWithPath: f(name)))
             let v = try Self.prediction(["-"], input: data)
-            #expect(abs(v - xyz) < 2e-3, "\(name) on stdin: \(v)")
+            #expect(abs(v - xyz) < 4e-3, "\(name) on stdin: \(v)")   // PDB's 3 decimals: see formatsAgree
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: f("aspirin.xyz")))
         #expect(abs(try Self.prediction(["-", "--input-format", "xyz"], input: data) - xyz) < 1e-9)
@@ -120,7 +121,7 @@ struct ChemistryCheckTests {
         // A file whose name says nothing is read by its content.
         let dir = try TemporaryDirectory()
         try FileManager.default.copyItem(atPath: f("aspirin.pdb"), toPath: dir.file("aspirin.data"))
-        #expect(abs(try Self.prediction([dir.file("aspirin.data")]) - xyz) < 2e-3)
+        #expect(abs(try Self.prediction([dir.file("aspirin.data")]) - xyz) < 4e-3)
         // A .txt file starting with a number is QDF text (a numeric id), not XYZ.
         let numeric = try readMolecules(try dir.write("numeric.txt", "1\nC 0 0 0\nO 1.2 0 0\n\n"))
         #expect(numeric.map(\.id) == ["1"] && numeric[0].atomCount == 2)
@@ -150,11 +151,12 @@ struct ChemistryCheckTests {
         }
         let csv = try String(contentsOfFile: dir.file("e.csv"), encoding: .utf8).split(separator: "\n")
         #expect(csv.first == "id,source,line,atoms,property,unit,predicted,correct,error")
-        // The fields exactly; the value within 2e-3 eV of the one measured on AMD Zen 4 with
-        // OpenBLAS (the GEMM library, chosen by measurement, and the CPU move its last digits).
+        // The fields exactly; the value within 2e-3 eV of bundled v3's, measured on an AMD EPYC
+        // (family 23) with oneMKL (the GEMM library, chosen by measurement, and the CPU move
+        // its last digits).
         let aspirin = csv.count == 3 ? csv[1].split(separator: ",", omittingEmptySubsequences: false) : []
         #expect(aspirin.count == 9 && aspirin.prefix(6).joined(separator: ",") == "aspirin,\(f("aspirin.sdf")),1,21,atomizationenergy,eV")
-        #expect(aspirin.count == 9 && abs((Double(aspirin[6]) ?? .nan) + 100.2086) < 2e-3, "\(aspirin)")
+        #expect(aspirin.count == 9 && abs((Double(aspirin[6]) ?? .nan) + 100.1903) < 2e-3, "\(aspirin)")
         #expect(csv[2].hasPrefix("methanol batch 7,"), "the tab in the XYZ comment is a space: \(csv[2])")
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("e.json")))) as? [String: Any]
         #expect(json?["property"] as? [String] == ["atomizationenergy"] && json?["unit"] as? [String] == ["eV"])
@@ -279,7 +281,9 @@ struct ChemistryCheckTests {
     @Test("qdf check: a table of molecules and their issues; exit 1 when one is refused")
     func checkCommand() throws {
         let f = Self.fixture
-        let r = try Self.qdf(["check", f("aspirin.sdf"), f("acetate.sdf"), f("two.mol2"), f("methanethiol.xyz")])
+        // --frame input: the plain table (a canonical-frame model, as the bundled v3 is, adds a
+        // frame column; tested in MoleculeFrameTests).
+        let r = try Self.qdf(["check", "--frame", "input", f("aspirin.sdf"), f("acetate.sdf"), f("two.mol2"), f("methanethiol.xyz")])
         #expect(r.status == 1)
         let rows = r.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
         #expect(rows.first == ["location", "molecule", "atoms", "formula", "electrons", "issues"])
