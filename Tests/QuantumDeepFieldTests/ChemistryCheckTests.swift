@@ -282,7 +282,7 @@ struct ChemistryCheckTests {
     func checkCommand() throws {
         let f = Self.fixture
         // --frame input: the plain table (a canonical-frame model, as the bundled v3 is, adds a
-        // frame column; tested in MoleculeFrameTests).
+        // frame column; checked at the end).
         let r = try Self.qdf(["check", "--frame", "input", f("aspirin.sdf"), f("acetate.sdf"), f("two.mol2"), f("methanethiol.xyz")])
         #expect(r.status == 1)
         let rows = r.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
@@ -294,6 +294,10 @@ struct ChemistryCheckTests {
         #expect(r.stderr.contains("5 molecules, 2 with issues (1 element, 1 charged)"))
         #expect(try Self.qdf(["check", f("aspirin.sdf"), f("two.pdb")]).status == 0)
         #expect(try Self.qdf(["check", "--allow-charged", f("acetate.sdf")]).status == 0)
+        // In the bundled model's own (canonical) frame the table says how each molecule's frame was decided.
+        let c = try Self.qdf(["check", f("aspirin.sdf")])
+        let framed = c.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(c.status == 0 && framed.count == 2 && framed[0].last == "frame" && framed[1].count == 7, "\(c.stdout)")
     }
 
     @Test("qdf train runs the checks on its data set")
