@@ -11,9 +11,9 @@ What it does
                  the DFT density sampled on the field grid (§2: 56 points within 0.75 Å of each
                  atom), normalized as the model's is (ρ_i = N_e ρ(r_i) / Σ_j ρ(r_j)):
                      μ = Σ_a (Z_a − c_a)(R_a − O) − κ Σ_i ρ_i (r_i − O),  κ = (N_e − N_core)/N_e
-      mu_grid_fit  the best the readout can do with the DFT density's shape on that grid: the
-                 same sum with κ replaced by the least-squares scale over all molecules
-    and prints a TSV row per molecule, then the MAEs against QM9's μ.
+    and prints a TSV row per molecule, then the MAEs against QM9's μ, including the best the
+    readout can do with the DFT density's shape on that grid: the same sum with κ replaced by
+    the one scale over all molecules that minimizes the MAE (scanned from 0 to 1.5).
 
     The field grid is the one of docs/model.md §2 (radius 0.75 Å, interval 0.3 Å, axis as
     numpy.arange(-r, r + 1e-3, h), the centre point left out, no de-duplication); the
@@ -60,14 +60,19 @@ def sphere(radius=0.75, interval=0.3):
     return np.array(pts)
 
 
-def readout_terms(atoms, rho):
-    """(nuclear part Σ (Z − c)(R − O), electronic sum Σ ρ_i (r_i − O) with ρ normalized to N_e, κ)."""
-    S = sphere()
+def field_points(atoms):
+    """The field points r_i = R_a + S_s of docs/model.md §2, atom by atom (Å)."""
+    R = np.array([[x, y, z] for _, x, y, z in atoms])
+    return (R[:, None, :] + sphere()[None, :, :]).reshape(-1, 3)
+
+
+def readout_terms(atoms, points, rho):
+    """(nuclear part Σ (Z − c)(R − O), electronic sum Σ ρ_i (r_i − O) with ρ normalized to N_e, κ)
+    for the density `rho` at the field points `points` (Å)."""
     R = np.array([[x, y, z] for _, x, y, z in atoms])
     z = np.array([Z[s] for s, *_ in atoms], dtype=float)
     core = np.array([2.0 if Z[s] > 2 else 0.0 for s, *_ in atoms])
     origin = (z[:, None] * R).sum(0) / z.sum()
-    points = (R[:, None, :] + S[None, :, :]).reshape(-1, 3)
     n_e = z.sum()
     w = n_e * rho / rho.sum()
     nuclear = ((z - core)[:, None] * (R - origin)).sum(0)
@@ -96,7 +101,6 @@ def main():
     if args.first is not None:
         mols = mols[:args.first]
 
-    S = sphere()
     rows = []
     print("id\tatoms\tmu_qm9_D\tmu_pyscf_D\tmu_grid_D\tscf_s", flush=True)
     for mol_id, atoms, mu_qm9 in mols:
@@ -112,20 +116,18 @@ def main():
             continue
         dm = mf.make_rdm1()
         mu_pyscf = float(np.linalg.norm(mf.dip_moment(unit="Debye", verbose=0)))
-        R = np.array([[x, y, z] for _, x, y, z in atoms])
-        points = (R[:, None, :] + S[None, :, :]).reshape(-1, 3) / BOHR
-        ao = dft.numint.eval_ao(mol, points)
+        points = field_points(atoms)
+        ao = dft.numint.eval_ao(mol, points / BOHR)
         rho = dft.numint.eval_rho(mol, ao, dm)
-        nuclear, electronic, kappa = readout_terms(atoms, rho)
+        nuclear, electronic, kappa = readout_terms(atoms, points, rho)
         mu_grid = float(np.linalg.norm(nuclear - kappa * electronic)) * DEBYE_PER_E_ANGSTROM
         rows.append((mol_id, len(atoms), mu_qm9, mu_pyscf, mu_grid, nuclear, electronic))
         print("%s\t%d\t%.4f\t%.4f\t%.4f\t%.1f" % (mol_id, len(atoms), mu_qm9, mu_pyscf, mu_grid, time.time() - t0), flush=True)
 
     if not rows:
         sys.exit("no molecule converged")
-    # The best single scale s in μ = nuclear − s·electronic over all molecules (least squares
-    # on the vector components against PySCF's dipole direction is not available from |μ|, so
-    # the scale is scanned).
+    # The one scale s in μ = nuclear − s·electronic that minimizes the MAE over all molecules
+    # (|μ| is not linear in s, so the scale is scanned).
     def mae(scale):
         return sum(abs(np.linalg.norm(n - scale * e) * DEBYE_PER_E_ANGSTROM - q) for _, _, q, _, _, n, e in rows) / len(rows)
     scales = np.linspace(0.0, 1.5, 1501)
