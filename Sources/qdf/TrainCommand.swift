@@ -192,6 +192,7 @@ struct Train: ParsableCommand {
         let trainer = try Trainer.resume(runDirectory: runDirectory, workers: workers, group: group) { options, architecture, train in
             try loadDensityTargets(options.densityTargets!, train: train, sphere: architecture.sphere, log: isRoot)
         }
+        if isRoot, let w = trainer.resumeWarning { log("warning: " + w) }
         if isRoot { log("resuming \(runDirectory) in epoch \(trainer.position.epoch) after batch \(trainer.position.batch) of \(trainer.options.epochs) epochs") }
         return trainer
     }

@@ -158,6 +158,35 @@ struct TrainingTests {
         #expect(back.options.budgetClock == .cpu && back.options.timeBudget == 1.5)
     }
 
+    @Test("A checkpoint keeps the CPU kinds a run trained on; resuming on another kind warns and adds it")
+    func cpuKinds() throws {
+        let dir = try TemporaryDirectory()
+        let data = try Dataset.load(directory: try Self.writeDataset(dir))
+        var opts = try Self.smallOptions(epochs: 4)
+        opts.timeBudget = 3600
+        opts.budgetClock = .cpu
+        let t = try Trainer(dataset: data, options: opts, runDirectory: dir.file("run"))
+        var epochs = 0
+        _ = try t.train(shouldStop: { epochs >= 1 }) { if case .epoch = $0 { epochs += 1 } }
+        let here = t.cpuKinds
+        #expect(here.count == 1 && !here[0].isEmpty)
+        let same = try Trainer.resume(runDirectory: dir.file("run"), cpuKind: here[0])
+        #expect(same.resumeWarning == nil && same.cpuKinds == here)
+
+        let otherKind = "TestVendor, Test CPU 9000, family 99, model 1"
+        let other = try Trainer.resume(runDirectory: dir.file("run"), cpuKind: otherKind)
+        #expect(other.cpuKinds == here + [otherKind])
+        let warning = try #require(other.resumeWarning)
+        #expect(warning.contains(here[0]) && warning.contains(otherKind) && warning.contains("3600 s of CPU time"), "\(warning)")
+        // Its next checkpoint keeps both kinds: back on the first, nothing new to warn of.
+        epochs = 0
+        _ = try other.train(shouldStop: { epochs >= 1 }) { if case .epoch = $0 { epochs += 1 } }
+        let back = try Trainer.resume(runDirectory: dir.file("run"), cpuKind: here[0])
+        #expect(back.cpuKinds == here + [otherKind] && back.resumeWarning == nil)
+        // Without a time budget the warning speaks of the learning curve's time column.
+        #expect(Trainer.otherCPUWarning(trainedOn: here, now: otherKind, options: try Self.smallOptions(epochs: 1)).contains("time column"))
+    }
+
     @Test("--no-hk-map trains on E alone: HK parameters never change")
     func noHKMap() throws {
         let dir = try TemporaryDirectory()

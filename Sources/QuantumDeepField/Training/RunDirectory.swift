@@ -26,6 +26,9 @@ struct TrainingState {
     var adamV: [Float] = []
     /// The parameters' moving average (empty without EMA).
     var average: [Float] = []
+    /// The CPU kinds (`GEMMChoice.cpuKey`) the run has trained on, in order; empty in a
+    /// checkpoint written before they were recorded.
+    var cpuKinds: [String] = []
 }
 
 /// A training run's folder and the paths of its files (created or opened by `Trainer`).
@@ -112,6 +115,9 @@ package struct RunDirectory: Sendable {
         md["state.elapsed_before"] = "\(s.elapsedBefore)"
         md["state.rng"] = s.rng.map(String.init).joined(separator: ",")
         md["state.adam_steps"] = s.adamSteps.map(String.init).joined(separator: ",")
+        if !s.cpuKinds.isEmpty, let json = try? JSONEncoder().encode(s.cpuKinds) {
+            md["state.cpu_kinds"] = String(decoding: json, as: UTF8.self)
+        }
         var tensors = model.layout.entries.map { e in
             (name: e.name, tensor: Tensor(shape: e.shape, values: Array(model.parameters[e.range])))
         }
@@ -155,6 +161,12 @@ package struct RunDirectory: Sendable {
         s.adamM = m.values
         s.adamV = v.values
         s.average = file["adam.ema"]?.values ?? []
+        if let kinds = md["state.cpu_kinds"] {
+            guard let list = try? JSONDecoder().decode([String].self, from: Data(kinds.utf8)) else {
+                throw QDFError("training state has a malformed 'state.cpu_kinds' (a JSON list of CPU names)", file: statePath)
+            }
+            s.cpuKinds = list
+        }
         return s
     }
 }

@@ -224,6 +224,14 @@ public final class Trainer {
     var partialLossE = 0.0, partialLossV = 0.0, partialSeconds = 0.0
     /// Seconds of all completed epochs (the learning curve's time column is cumulative).
     var elapsedBefore = 0.0
+    /// The CPU kinds (vendor, model name, family, model: `GEMMChoice.cpuKey`) this run has
+    /// trained on, in order, kept in its checkpoint: a CPU-second buys different work on
+    /// different kinds, so a run resumed on another kind is not the run an equal budget on
+    /// one kind would give.
+    public private(set) var cpuKinds: [String]
+    /// Set by `resume` when the run continues on a CPU kind it has not trained on before:
+    /// what that means for its budget (the caller shows it).
+    public private(set) var resumeWarning: String?
 
     var trainGeometry: GeometryStore
     var valGeometry: GeometryStore
@@ -319,6 +327,7 @@ public final class Trainer {
         self.dataset = dataset
         self.options = options
         self.run = run
+        cpuKinds = [GEMMChoice.cpuKey()]
         var model = model
         if let g = group, g.size > 1, options.budgetClock == .cpu, options.timeBudget != nil {
             // Each rank would count its own CPU time and the ranks could stop at different batches.
@@ -361,8 +370,11 @@ public final class Trainer {
     ///
     /// A run trained with density targets needs `densityTargets`, which is given the run's
     /// options (its `densityTargets` folder) and training set and returns the targets.
+    ///
+    /// `cpuKind` is the CPU this process runs on (nil: read from /proc/cpuinfo); a kind
+    /// the run has not trained on is appended to `cpuKinds` and sets `resumeWarning`.
     public static func resume(runDirectory: String, workers: Int = defaultWorkers,
-                              group: (any ProcessGroup)? = nil,
+                              group: (any ProcessGroup)? = nil, cpuKind: String? = nil,
                               densityTargets: ((TrainingOptions, ModelArchitecture, [Molecule]) throws -> [String: [Float]])? = nil) throws -> Trainer {
         var run = RunDirectory(unchecked: runDirectory)
         var stateBytes = Data(), curve = ""
@@ -388,7 +400,7 @@ public final class Trainer {
         }
         let t = try Trainer(dataset: dataset, options: options, model: model, run: Optional(run), workers: workers, group: group,
                             densityTargets: targets)
-        try t.restore(state, learningCurve: curve)
+        try t.restore(state, learningCurve: curve, cpuKind: cpuKind ?? GEMMChoice.cpuKey())
         return t
     }
 
@@ -561,11 +573,16 @@ public final class Trainer {
             partialLossE: partialLossE, partialLossV: partialLossV, partialSeconds: partialSeconds,
             elapsedBefore: elapsedBefore, rng: rng.stateArray, adamSteps: adam.steps,
             metadata: options.metadata,
-            modelFile: SafetensorsFile(tensors: [], metadata: [:]), average: average?.values ?? [])
+            modelFile: SafetensorsFile(tensors: [], metadata: [:]), average: average?.values ?? [], cpuKinds: cpuKinds)
         try Trainer.onRoot(group, "write the checkpoint") { try run.writeState(state, model: model, adam: adam) }
     }
 
-    func restore(_ s: TrainingState, learningCurve: String) throws {
+    func restore(_ s: TrainingState, learningCurve: String, cpuKind: String) throws {
+        cpuKinds = s.cpuKinds
+        if !cpuKinds.contains(cpuKind) {
+            if !cpuKinds.isEmpty { resumeWarning = Self.otherCPUWarning(trainedOn: cpuKinds, now: cpuKind, options: options) }
+            cpuKinds.append(cpuKind)
+        }
         epoch = s.epoch
         order = s.order
         nextBatch = s.nextBatch
@@ -588,6 +605,21 @@ public final class Trainer {
         if !order.isEmpty && order.count != dataset.train.count {
             throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run?.path)
         }
+    }
+}
+
+extension Trainer {
+    /// The warning for a run that resumes on a CPU kind it has not trained on.
+    package static func otherCPUWarning(trainedOn: [String], now: String, options: TrainingOptions) -> String {
+        let before = trainedOn.map { "'\($0)'" }.joined(separator: ", then ")
+        var text = "this run trained on \(before) and now resumes on '\(now)'"
+        if let budget = options.timeBudget {
+            let clock = options.budgetClock == .cpu ? "CPU" : "wall-clock"
+            text += String(format: ": its time budget (%.0f s of %@ time) counts seconds of different CPU kinds, and a second buys different work on each, so the epochs it reaches are not those of one kind; compare it only with runs that moved the same way", budget, clock)
+        } else {
+            text += ": the time column of its learning curve mixes seconds of different CPU kinds"
+        }
+        return text
     }
 }
 
