@@ -102,6 +102,7 @@ struct Train: ParsableCommand {
     var elementBaseline: Bool?
     @Option(help: "Clip each pass's gradient to this Euclidean norm.") var clipNorm: Double?
     @Option(name: .customLong("hk-weight"), help: "Weight of the Hohenberg–Kohn loss (Loss_V) in the V step.") var hkWeight = TrainingOptions.reference.potentialWeight
+    @Option(name: .customLong("hk-grid-fraction"), help: "Fit the V step on this expected share of each molecule's grid points, drawn anew every step (1: all, the reference; 0.25 makes the HK map's work a quarter).") var hkGridFraction = TrainingOptions.reference.potentialGridFraction
     @Option(help: "Density supervision: a folder of DFT density cubes of training molecules (ID.cube, .cube.gz or .cube.bz2, e/bohr³); the V step also fits the model's density to their valence density (docs/training.md).")
     var densityTargets: String?
     @Option(help: "Weight of the density term (Loss_ρ) in the V step. (default: 1 with --density-targets)")
@@ -310,7 +311,7 @@ struct Train: ParsableCommand {
         if let v = evalEvery { o.evalEvery = v }
         if let v = elementBaseline { o.elementBaseline = v }
         else if readout == .dipole { o.elementBaseline = false }   // the fast recipe's baseline has no place in |μ|
-        o.clipNorm = clipNorm; o.potentialWeight = hkWeight
+        o.clipNorm = clipNorm; o.potentialWeight = hkWeight; o.potentialGridFraction = hkGridFraction
         return o
     }
 

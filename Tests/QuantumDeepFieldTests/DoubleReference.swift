@@ -163,9 +163,18 @@ struct DoubleReference {
 
     /// Loss_V, plus w·Loss_ρ (docs/model.md §16) over the molecules with a density target:
     /// Σ_m Σ_i (N_f/N_e)|ρ_i − q_i| · w / (all grid points of the batch).
-    func lossV(_ batch: [MoleculeGeometry], densityWeight w: Double = 0) -> Double {
+    /// With a `sample`: Σ over the rows it keeps of (V̂ − V)² / (f·N_f), plus the density term.
+    func lossV(_ batch: [MoleculeGeometry], densityWeight w: Double = 0, sample: PotentialSample? = nil) -> Double {
         var s = 0.0, n = 0
-        for g in batch { for (v, t) in zip(potential(g), g.potential) { s += (v - Double(t)) * (v - Double(t)); n += 1 } }
+        for g in batch {
+            let key = sample?.moleculeKey(g.id) ?? 0
+            for (i, (v, t)) in zip(potential(g), g.potential).enumerated() {
+                n += 1
+                if let sample, !sample.keeps(row: i, moleculeKey: key) { continue }
+                s += (v - Double(t)) * (v - Double(t))
+            }
+        }
+        if let sample { s /= sample.fraction }
         if w > 0 {
             for g in batch where !g.densityTarget.isEmpty {
                 let rho = orbitals(g).map { $0.reduce(0) { $0 + $1 * $1 } }

@@ -58,7 +58,7 @@ struct GradientTests {
     }
 
     func check(op: Readout, layers: Int, path: String, policy: Engine.Policy = .never, densityWeight: Float = 0,
-               environment: EnvironmentShape? = nil, potentialFeatures: Int = 0) throws {
+               environment: EnvironmentShape? = nil, potentialFeatures: Int = 0, sample: PotentialSample? = nil) throws {
         var (model, geoms) = try Self.model(op, layers: layers, environment: environment, potentialFeatures: potentialFeatures)
         if densityWeight > 0 {
             // Targets for the first two molecules (the third has none): the model's own ρ
@@ -76,14 +76,16 @@ struct GradientTests {
         let engine = Engine(model: model)
         engine.firstLayerThroughBasis = policy
         var reference = DoubleReference(model)
-        func loss() -> Double { path == "E" ? reference.lossE(geoms) : reference.lossV(geoms, densityWeight: Double(densityWeight)) }
+        func loss() -> Double {
+            path == "E" ? reference.lossE(geoms) : reference.lossV(geoms, densityWeight: Double(densityWeight), sample: sample)
+        }
         var grad = [Float](repeating: 0, count: model.layout.totalCount)
         let engineLoss = path == "E" ? engine.energyLossAndGradient(geoms, parameters: model.parameters, gradient: &grad)
                                      : engine.potentialLossAndGradient(geoms, parameters: model.parameters, gradient: &grad,
-                                                                       densityWeight: densityWeight)
+                                                                       densityWeight: densityWeight, sample: sample)
         if densityWeight > 0 {
             // The density term weighs enough that a wrong gradient of it would show.
-            let without = reference.lossV(geoms), with = loss()
+            let without = reference.lossV(geoms, sample: sample), with = loss()
             #expect(with - without > 0.2 * without, "Loss_V \(without), with Loss_ρ \(with)")
         }
         // The forward passes agree first.
@@ -133,6 +135,15 @@ struct GradientTests {
 
     @Test("Loss_V with one HK layer")
     func potentialOneLayer() throws { try check(op: .sum, layers: 1, path: "V") }
+
+    @Test("Loss_V on a sampled grid (fraction 0.4; 0, 1 and 2 HK layers; with the density term)")
+    func potentialSampled() throws {
+        let sample = PotentialSample(fraction: 0.4, key: 20261207)
+        try check(op: .sum, layers: 2, path: "V", sample: sample)
+        try check(op: .sum, layers: 1, path: "V", sample: sample)
+        try check(op: .sum, layers: 0, path: "V", sample: sample)
+        try check(op: .sum, layers: 2, path: "V", densityWeight: 40, sample: sample)
+    }
 
     @Test("Loss_E with mean readout and no hidden layers")
     func energyMean() throws { try check(op: .mean, layers: 0, path: "E") }

@@ -138,6 +138,34 @@ struct TrainingTests {
         #expect(curve.rows.count == 4)
     }
 
+    @Test("A sampled V step (--hk-grid-fraction) resumes bit for bit, and moves the parameters otherwise than the full one")
+    func sampledPotentialResume() throws {
+        let dir = try TemporaryDirectory()
+        let data = try Dataset.load(directory: try Self.writeDataset(dir))
+        var opts = try Self.smallOptions(epochs: 3)
+        opts.potentialGridFraction = 0.5
+        let full = try Trainer(dataset: data, options: opts, runDirectory: dir.file("full"))
+        _ = try full.train()
+        let a = try Trainer(dataset: data, options: opts, runDirectory: dir.file("a"))
+        var batches = 0
+        #expect(try a.train(shouldStop: { batches == 7 }) { if case .batch = $0 { batches += 1 } } != .finished)
+        let a2 = try Trainer.resume(runDirectory: dir.file("a"))
+        #expect(a2.options.potentialGridFraction == 0.5)
+        #expect(try a2.train() == .finished)
+        #expect(a2.model.parameters == full.model.parameters)
+        var plainOptions = opts
+        plainOptions.potentialGridFraction = 1
+        let plain = try Trainer(dataset: data, options: plainOptions)
+        _ = try plain.train()
+        #expect(plain.model.parameters != full.model.parameters)
+        var bad = opts
+        bad.hkMap = false
+        #expect(throws: QDFError.self) { try bad.validate() }
+        bad = opts
+        bad.potentialGridFraction = 0
+        #expect(throws: QDFError.self) { try bad.validate() }
+    }
+
     @Test("A CPU-time budget ends the run once the process has used it, and a resumed run keeps that clock")
     func cpuBudget() throws {
         let dir = try TemporaryDirectory()

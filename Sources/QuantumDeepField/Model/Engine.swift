@@ -68,6 +68,9 @@ package final class Engine {
     private let g: [Buffer]
     // Backward: row-sized gradients and per-batch ones.
     private let dA = Buffer(), dB = Buffer(), dC = Buffer(), ds = Buffer(), dOut = Buffer(), dRho = Buffer()
+    // The sampled V step: the kept rows (indices into the batch's rows) and their ρ and dρ.
+    private var kept: [Int] = []
+    private let rhoKept = Buffer(), dRhoKept = Buffer()
     // Per-molecule temporaries of the stages.
     private let scratch = ScratchArena()
     /// Stage times go here when the engine runs on a `TimedCompute` (qdf bench).
@@ -142,9 +145,13 @@ package final class Engine {
     /// `densityWeight` > 0, w·Loss_ρ over the molecules that carry a density target (§16);
     /// adds its gradient into `gradient` (parameter layout, not zeroed first). Traps if a
     /// geometry was built without the potential, or on wrongly sized `parameters` or `gradient`.
+    /// With a `sample` of fraction f < 1, Loss_V is estimated on the grid points it keeps
+    /// (docs/model.md §7, "The sampled V step").
     package func potentialLossAndGradient(_ batch: [MoleculeGeometry], parameters: [Float], gradient: inout [Float],
-                                         densityWeight: Float = 0) -> Double {
-        withGradient(parameters, &gradient) { potentialLossAndGradient(batch, $0, grad: $1, densityWeight: densityWeight) }
+                                         densityWeight: Float = 0, sample: PotentialSample? = nil) -> Double {
+        withGradient(parameters, &gradient) {
+            potentialLossAndGradient(batch, $0, grad: $1, densityWeight: densityWeight, sample: sample)
+        }
     }
 
     private func withGradient(_ parameters: [Float], _ gradient: inout [Float],
@@ -359,7 +366,11 @@ package final class Engine {
 
     /// Loss_V for the batch (forward included); adds its gradient into `grad`.
     package func potentialLossAndGradient(_ batch: [MoleculeGeometry], _ p: UnsafePointer<Float>,
-                                          grad: UnsafeMutablePointer<Float>, densityWeight: Float = 0) -> Double {
+                                          grad: UnsafeMutablePointer<Float>, densityWeight: Float = 0,
+                                          sample: PotentialSample? = nil) -> Double {
+        if let sample, sample.fraction < 1 {
+            return sampledPotentialLossAndGradient(batch, p, grad: grad, densityWeight: densityWeight, sample: sample)
+        }
         forwardOrbitals(batch, p)
         forwardPotential(p)
         dOut.reserve(rows)
@@ -401,6 +412,71 @@ package final class Engine {
         HohenbergKohnMap.densityBackward(psi: h[0].pointer, dRho: dRho.pointer, rows: rows, dim: dim, dPsi: dA.pointer)
         backwardOrbitals(p, dPsi: dA.pointer, grad: grad)
         return densityLoss
+    }
+
+    /// Loss_V estimated on the rows `sample` keeps (docs/model.md §7, "The sampled V step"):
+    /// ψ and ρ on every row (the normalizations need them), the HK map forward and backward
+    /// on the kept rows only, Σ_kept (V̂ − V)² / (f·N_f) as the loss, dρ zero on the other
+    /// rows, then the density term (on every row) and the orbitals' backward as usual.
+    private func sampledPotentialLossAndGradient(_ batch: [MoleculeGeometry], _ p: UnsafePointer<Float>,
+                                                 grad: UnsafeMutablePointer<Float>, densityWeight: Float,
+                                                 sample: PotentialSample) -> Double {
+        forwardOrbitals(batch, p)
+        let H = hyper.hiddenHK
+        rho.reserve(rows)
+        HohenbergKohnMap.density(psi: h[0].pointer, rows: rows, dim: dim, rho: rho.pointer)
+        kept.removeAll(keepingCapacity: true)
+        for (m, gm) in batch.enumerated() {
+            precondition(gm.potential.count == rowCount[m], "geometry of '\(gm.id)' was built without the potential")
+            let key = sample.moleculeKey(gm.id)
+            for i in 0..<rowCount[m] where sample.keeps(row: i, moleculeKey: key) { kept.append(rowStart[m] + i) }
+        }
+        let k = kept.count
+        let terms = sample.fraction * Double(rows)
+        dRho.reserve(rows)
+        dRho.pointer.update(repeating: 0, count: rows)
+        var sum = 0.0
+        if k > 0 {
+            rhoKept.reserve(k); dRhoKept.reserve(k); vHat.reserve(k); dOut.reserve(k)
+            uc.reserve(HohenbergKohnMap.foldCount(hidden: H))
+            for l in 0..<g.count where l > 0 || g.count == 1 { g[l].reserve(k * H) }
+            dA.reserve(k * H); dB.reserve(k * H); dC.reserve(k * H)
+            let r = rho.pointer, rk = rhoKept.pointer
+            for (j, i) in kept.enumerated() { rk[j] = r[i] }
+            HohenbergKohnMap.forward(hyper: hyper, offsets: offsets, p: p, rows: k, rho: rk,
+                                     g: g.map(\.pointer), uc: uc.pointer, vHat: vHat.pointer, compute: compute)
+            // Targets by kept row: molecule m's rows are rowStart[m] ..< rowStart[m] + rowCount[m].
+            let scale = Float(2 / terms)
+            var m = 0
+            for (j, i) in kept.enumerated() {
+                while i >= rowStart[m] + rowCount[m] { m += 1 }
+                let diff = vHat[j] - batch[m].potential[i - rowStart[m]]
+                sum += Double(diff) * Double(diff)
+                dOut[j] = scale * diff
+            }
+            scratch.reset()
+            HohenbergKohnMap.backward(hyper: hyper, offsets: offsets, p: p, grad: grad, rows: k, rho: rk,
+                                      g: g.map(\.pointer), dV: dOut.pointer, uc: uc.pointer,
+                                      dTop: dA.pointer, dScratch: dB.pointer, dG: dC.pointer, dRho: dRhoKept.pointer,
+                                      compute: compute, scratch: scratch)
+            let dr = dRho.pointer, drk = dRhoKept.pointer
+            for (j, i) in kept.enumerated() { dr[i] = drk[j] }
+        }
+        var densityLoss = 0.0
+        if densityWeight > 0 {
+            for (m, gm) in batch.enumerated() where !gm.densityTarget.isEmpty {
+                precondition(gm.densityTarget.count == rowCount[m], "density target of '\(gm.id)' does not match its grid")
+                densityLoss += gm.densityTarget.withUnsafeBufferPointer { q in
+                    Losses.densityDeviation(rho: rho.pointer + rowStart[m], target: q.baseAddress!, count: rowCount[m],
+                                            electrons: gm.electronCount, weight: densityWeight, terms: rows,
+                                            dRho: dRho.pointer + rowStart[m])
+                }
+            }
+        }
+        dA.reserve(rows * dim)
+        HohenbergKohnMap.densityBackward(psi: h[0].pointer, dRho: dRho.pointer, rows: rows, dim: dim, dPsi: dA.pointer)
+        backwardOrbitals(p, dPsi: dA.pointer, grad: grad)
+        return sum / terms + densityLoss / Double(rows)
     }
 
     /// LCAO backward for every molecule of the batch from dψ (rows × dim, overwritten).

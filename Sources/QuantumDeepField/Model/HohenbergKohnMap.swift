@@ -139,3 +139,45 @@ package enum HohenbergKohnMap {
         }
     }
 }
+
+/// The grid points a sampled V step fits (docs/model.md §7, "The sampled V step"): each row
+/// of each molecule on its own with probability `fraction`, decided by a hash of the step's
+/// `key`, the molecule's id and the row, so that the choice depends neither on how a batch
+/// is split into shares or processes nor on anything but the step and the molecule.
+package struct PotentialSample: Sendable, Equatable {
+    /// The expected share of the grid points kept, in (0, 1].
+    package let fraction: Double
+    /// The step's key (the trainer derives it from the seed and the V step's count).
+    package let key: UInt64
+    private let threshold: UInt64
+
+    package init(fraction: Double, key: UInt64) {
+        precondition(fraction > 0 && fraction <= 1, "the sampled fraction lies in (0, 1]")
+        self.fraction = fraction
+        self.key = key
+        let t = fraction * 0x1p64
+        threshold = t >= 0x1p64 ? .max : UInt64(t)
+    }
+
+    /// The key of a molecule in this step: FNV-1a of its id, mixed with the step's key.
+    package func moleculeKey(_ id: String) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        return Self.mix(h ^ key)
+    }
+
+    /// Whether row `row` of the molecule with key `moleculeKey` is fitted in this step.
+    @inline(__always)
+    package func keeps(row: Int, moleculeKey: UInt64) -> Bool {
+        Self.mix(moleculeKey &+ UInt64(row) &* 0x9E37_79B9_7F4A_7C15) < threshold
+    }
+
+    /// SplitMix64's output function.
+    @inline(__always)
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -55,6 +55,9 @@ public struct TrainingOptions: Sendable, Equatable {
     public var clipNorm: Double? = nil
     /// Weight of Loss_V's gradient (1: the reference).
     public var potentialWeight: Double = 1
+    /// The expected share of each molecule's grid points the V step fits, drawn anew every
+    /// step (docs/model.md §7, "The sampled V step"); 1: all (the reference).
+    public var potentialGridFraction: Double = 1
     /// Density supervision (docs/model.md §16): the folder of DFT density cubes of training
     /// molecules (recorded so that a resumed run reloads them) and the weight w of Loss_ρ
     /// in the V pass. nil / 0: off.
@@ -83,6 +86,12 @@ public struct TrainingOptions: Sendable, Equatable {
         guard evalEvery > 0 else { throw QDFError("--eval-every must be positive") }
         if let c = clipNorm { guard c > 0, c.isFinite else { throw QDFError("the clipping norm must be positive") } }
         guard potentialWeight >= 0, potentialWeight.isFinite else { throw QDFError("the Loss_V weight cannot be negative") }
+        guard potentialGridFraction > 0, potentialGridFraction <= 1 else {
+            throw QDFError("the HK grid fraction must lie in (0, 1] (e.g. 0.25: a quarter of the grid points per V step)")
+        }
+        if potentialGridFraction < 1 && !hkMap {
+            throw QDFError("--hk-grid-fraction samples the V step's grid points: it needs the HK map (drop --no-hk-map)")
+        }
         guard densityWeight >= 0, densityWeight.isFinite else { throw QDFError("the density weight cannot be negative") }
         if densityTargets != nil {
             guard hkMap else { throw QDFError("density supervision acts in the V step: it needs the HK map (drop --no-hk-map)") }
@@ -110,6 +119,7 @@ public struct TrainingOptions: Sendable, Equatable {
          "loss": energyLoss.description, "eval_every": String(evalEvery),
          "fit_element_baseline": elementBaseline ? "true" : "false",
          "clip_norm": clipNorm.map { "\($0)" } ?? "none", "hk_weight": "\(potentialWeight)",
+         "hk_grid_fraction": "\(potentialGridFraction)",
          "density_targets": densityTargets ?? "none", "density_weight": "\(densityWeight)",
          "freeze": freeze.description]
     }
@@ -153,6 +163,7 @@ public struct TrainingOptions: Sendable, Equatable {
         elementBaseline = md["fit_element_baseline"] == "true"
         clipNorm = try optionalNumber("clip_norm")
         potentialWeight = try optionalNumber("hk_weight") ?? 1
+        potentialGridFraction = try optionalNumber("hk_grid_fraction") ?? 1
         densityTargets = md["density_targets"].flatMap { $0 == "none" ? nil : $0 }
         densityWeight = try optionalNumber("density_weight") ?? 0
         freeze = try FrozenParts(parsing: md["freeze"] ?? "none")
@@ -344,6 +355,8 @@ public final class Trainer {
         stepper.energyLoss = options.energyLoss
         stepper.clipNorm = options.clipNorm
         stepper.potentialWeight = options.potentialWeight
+        stepper.potentialGridFraction = options.potentialGridFraction
+        stepper.potentialSampleSeed = options.seed
         stepper.densityWeight = options.densityWeight
         let trainable = model.layout.entries.filter { !options.freeze.freezes(tensor: $0.name) }.map(\.range)
         average = options.ema.map { ParameterAverage(decay: $0, initial: model.parameters, ranges: trainable) }

@@ -23,10 +23,11 @@ package final class GradientWorker {
     }
 
     /// The share's mean loss; its gradient replaces `gradient`.
-    func run(_ part: [MoleculeGeometry], parameters: [Float], potential: Bool, loss: EnergyLoss, densityWeight: Float) -> Double {
+    func run(_ part: [MoleculeGeometry], parameters: [Float], potential: Bool, loss: EnergyLoss, densityWeight: Float,
+             sample: PotentialSample?) -> Double {
         for i in gradient.indices { gradient[i] = 0 }
         return potential ? engine.potentialLossAndGradient(part, parameters: parameters, gradient: &gradient,
-                                                           densityWeight: densityWeight)
+                                                           densityWeight: densityWeight, sample: sample)
                          : engine.energyLossAndGradient(part, parameters: parameters, gradient: &gradient, loss: loss)
     }
 }
@@ -60,6 +61,11 @@ package final class TrainingStep {
     /// Weight w of the density term Loss_ρ in the V pass (docs/model.md §16), for the
     /// molecules whose geometry carries a density target; 0: off (the reference).
     package var densityWeight: Double = 0
+    /// The expected share of each molecule's grid points the V step fits (docs/model.md §7,
+    /// "The sampled V step"); 1: all of them (the reference).
+    package var potentialGridFraction: Double = 1
+    /// Mixed with the V step's count into each step's `PotentialSample.key` (the run's seed).
+    package var potentialSampleSeed: UInt64 = 0
     private var received: [Float] = []
 
     /// A step with `workers` (at least 1) engines on `compute`, created now. With a `group`,
@@ -134,8 +140,10 @@ package final class TrainingStep {
             return Array(local[(r.lowerBound - base)..<(r.upperBound - base)])
         }
         let current = parameters, loss = energyLoss, densityWeight = Float(self.densityWeight)
+        let sample = potential ? potentialSample(adam: adam) : nil
         let losses = pool.run(shares.count) { w, worker in
-            worker.run(shares[w], parameters: current, potential: potential, loss: loss, densityWeight: densityWeight)
+            worker.run(shares[w], parameters: current, potential: potential, loss: loss, densityWeight: densityWeight,
+                       sample: sample)
         }
         let start = Date()
         var allLosses = losses
@@ -170,6 +178,17 @@ package final class TrainingStep {
             }
         }
         return zip(allLosses, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
+    }
+
+    /// This V step's sample (nil when it fits every grid point): its key from the seed and
+    /// the number of V steps taken so far (Adam's count of the first V tensor, which the
+    /// checkpoint keeps and every rank shares), so a resumed or distributed run draws the
+    /// same points.
+    private func potentialSample(adam: Adam) -> PotentialSample? {
+        guard potentialGridFraction < 1, let first = groups.potential.first else { return nil }
+        let count = UInt64(adam.steps[first])
+        return PotentialSample(fraction: potentialGridFraction,
+                               key: PotentialSample.mix(potentialSampleSeed) ^ (count &* 0xD6E8_FEB8_6659_FD93))
     }
 
     /// Runs `body` with the base address of each worker's gradient buffer, all pinned for
