@@ -614,7 +614,7 @@ public final class Trainer {
             }
             average = ParameterAverage(decay: d, values: s.average, ranges: average?.ranges)
         }
-        records = try run!.parseLearningCurve(learningCurve)  // restored trainers have a run folder.filter { $0.epoch < epoch }
+        records = try run!.parseLearningCurve(learningCurve).filter { $0.epoch < epoch }  // restored trainers have a run folder
         if !order.isEmpty && order.count != dataset.train.count {
             throw QDFError("the checkpoint's epoch order has \(order.count) molecules, the training set \(dataset.train.count) (did train.txt change?)", file: run?.path)
         }
