@@ -120,10 +120,17 @@ struct TrainingTests {
         var epochsDone = 0
         let out1 = try a.train(shouldStop: { epochsDone >= 2 }) { if case .epoch = $0 { epochsDone += 1 } }
         #expect(out1 == .interrupted(epoch: 2, batch: 0))
+        // A kill after epoch 2's curve row was written and before its checkpoint: the row
+        // is on disk, the checkpoint still says epoch 2. Resume redoes the epoch once.
+        let curveA = dir.file("a/learning_curve.tsv")
+        try (try String(contentsOfFile: curveA, encoding: .utf8) + "2\t1.0\t9.0\t9.0\t9.0\t9.0\n")
+            .write(toFile: curveA, atomically: true, encoding: .utf8)
         let a2 = try Trainer.resume(runDirectory: dir.file("a"))
+        #expect(a2.records.map(\.epoch) == [0, 1])
         #expect(try a2.train() == .finished)
         #expect(a2.model.parameters == full.model.parameters)
         #expect(a2.records.map(\.lossE) == full.records.map(\.lossE))
+        #expect(try readTSV(curveA).rows.count == 4)
 
         // Stop in the middle of epoch 1 (after its 3rd batch), resume, then finish.
         let b = try Trainer(dataset: data, options: opts, runDirectory: dir.file("b"))
